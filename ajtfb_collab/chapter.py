@@ -8,12 +8,12 @@ import random, time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
-import numpy as np, pandas as pd
+import pandas as pd
 import matplotlib.pyplot as plt
 from fastai.torch_core import set_seed
 from fastai.learner import Learner
 from fastai.losses import MSELossFlat
-from fastai.callback.schedule import fit_one_cycle
+import fastai.callback.schedule  # adds `Learner.fit_one_cycle`
 from fastai.collab import collab_learner
 from fastai.tabular.model import get_emb_sz
 from .data import load_ratings, collab_dls
