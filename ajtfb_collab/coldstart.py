@@ -38,10 +38,9 @@ def sign_up_split(held:pd.DataFrame, n_answers:int=20, seed:int=42, user_name:st
 # %% ../nbs/05_cold_start.ipynb #634279f9
 def user_parts(model:nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     "User factors `(n_users, n_factors)` and biases `(n_users,)` of a dot model with biases (`#na#` row included)."
-    if isinstance(model, EmbeddingDotBias): return model.u_weight.weight.detach().cpu(), model.u_bias.weight.detach().cpu()[:, 0]
     parts = _dot_bias_parts(model)
     if parts is None: raise ValueError(f"{type(model).__name__} is not a dot model with biases: cold start needs one")
-    f = model.user_factors
+    f = model.u_weight if isinstance(model, EmbeddingDotBias) else model.user_factors
     return (f.weight if isinstance(f, nn.Module) else f).detach().cpu(), parts[0].detach().cpu()
 
 def _squash(res:torch.Tensor, model) -> torch.Tensor:
