@@ -150,8 +150,9 @@ def recommend_new_user(learn, ratings:pd.DataFrame|None=None, # the new user's a
                        meta_model:UserMetaModel|None=None, # ...and the model that reads it
                        n:int=10, item_name:str='title') -> pd.DataFrame:
     "Top-`n` items for a user the model has never seen, from their answers and/or metadata, best first."
+    if meta is not None and meta_model is None: raise ValueError("meta needs meta_model, the UserMetaModel that reads it")
     if ratings is not None and len(ratings):
-        v, b = fold_in_user(learn, ratings, meta_model if meta is not None else None, meta)
+        v, b = fold_in_user(learn, ratings, meta_model, meta)
     elif meta is not None and meta_model is not None:
         v, b = (t[0] for t in meta_model.predict(meta))
     else:

@@ -66,3 +66,9 @@ def test_recommend_new_user_leaves_out_answers(trained):
     cold = recommend_new_user(learn, n=3)  # nothing known: the items with the highest bias
     top = learn.model.i_bias.weight[1:, 0].argsort(descending=True)[:3] + 1
     assert cold.title.tolist() == [learn.dls.classes['title'][i] for i in top]
+
+
+def test_recommend_new_user_meta_without_model_is_an_error(trained):
+    learn, held = trained
+    with pytest.raises(ValueError, match='meta needs meta_model'):
+        recommend_new_user(learn, meta=pd.DataFrame({'user': [1], 'age': [30], 'gender': ['F'], 'occupation': ['other'], 'zip': ['12345']}))
