@@ -18,11 +18,15 @@ from .chapter import reproduce_chapter, chapter_recipes, plot_valid_curves, vali
 from .interpret import item_parts, plot_item_pca, plot_item_biases, most_similar, vocab
 from .inference import save_model, load_model, recommend
 from .coldstart import cold_start_table
+import torch
+from fastai.torch_core import default_device
+from .fast import run_bench, bench_line, scale_bench
+from .evaluate import evaluate_folds, surprise_folds, comparison, summary_line
 
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'MODEL_FILE', 'command', 'parser', 'run_command', 'format_summary', 'data',
            'markdown_table', 'with_diff', 'write_figures', 'reproduce', 'y_range_for', 'train', 'recommend_cmd',
-           'similar', 'coldstart', 'main']
+           'similar', 'coldstart', 'bench', 'evaluate', 'main']
 
 # %% ../nbs/10_cli.ipynb #63ae2788
 COMMANDS = {}
@@ -33,7 +37,7 @@ def command(f):
     return f
 
 # errors that come from what the user asked for, reported in one line
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError)
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError, ModuleNotFoundError)
 
 # %% ../nbs/10_cli.ipynb #90f284b3
 def parser(name:str, fn) -> argparse.ArgumentParser:
@@ -221,6 +225,43 @@ def coldstart(seed:int=42 # seed of the held-out users, the answers' order and t
     table, s = cold_start_table(seed=seed)
     print(table.to_string(float_format='%.4f'))
     print(' '.join(f'{k}={v:.4f}' for k, v in s.items()))
+
+# %% ../nbs/10_cli.ipynb #b60e597e
+def _device_line() -> str:
+    dev = default_device()
+    name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'
+    return f'device: {dev} ({name}), torch threads: {torch.get_num_threads()}'
+
+@command
+def bench(runs:int=3, # fits of each recipe, alternating
+          members:int=5, # also time ours with this many members averaged (0 or 1: don't)
+          scale:bool=False, # also time one epoch on 1M and 10M synthetic ratings (seconds, peak memory)
+          path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
+         ):
+    "Time the book's recipe in stock fastai against ours on the seed-42 split; the last line sums up."
+    if members < 0: raise ValueError(f"members must be >= 0, not {members}")
+    print(_device_line(), flush=True)
+    _, med = run_bench(load_ratings(path), runs=runs, members=(members,) if members > 1 else ())
+    med['speedup'] = med.loc['stock', 'seconds'] / med.seconds
+    print(f'medians of {runs} run(s); seconds: the fit alone; setup_s: DataLoaders and Learner')
+    print(med.to_string(float_format='%.4f'))
+    if scale: print(scale_bench().to_string(float_format='%.4g'))
+    print(bench_line(med))
+
+# %% ../nbs/10_cli.ipynb #8831b055
+@command
+def evaluate(folds:str='u1,u2,u3,u4,u5', # canonical folds, comma-separated
+             members:int=5, # models averaged (`fast_collab_learner`'s `n_members`)
+             surprise:bool=False, # also measure Surprise's SVD on the same folds
+             path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
+            ):
+    "RMSE of our best model on the canonical folds beside published results; the last line sums up."
+    if members < 1: raise ValueError(f"members must be >= 1, not {members}")
+    table = evaluate_folds(folds, path, n_members=members)
+    print(table.to_string(float_format='%.4f'))
+    measured = {'Surprise SVD': surprise_folds('SVD', folds, path)} if surprise else {}
+    print(comparison(table, measured).to_string(float_format='%.4f', na_rep=''))
+    print(summary_line(table))
 
 # %% ../nbs/10_cli.ipynb #255ed8ed
 @call_parse

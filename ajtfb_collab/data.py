@@ -114,7 +114,8 @@ def validate_ratings(df:pd.DataFrame, user_name:str='user', item_name:str='title
 
 # %% ../nbs/00_data.ipynb #aa5a7be8
 def synthetic_ratings(n_users:int=100, n_items:int=50, n_ratings:int=2000, n_factors:int=3, noise:float=0.3,
-                      seed:int=0) -> pd.DataFrame:
+                      seed:int=0, titles:bool=True # `False`: leave out the `title` column (faster for millions of rows)
+                     ) -> pd.DataFrame:
     "A ratings table in the shape of `load_ratings` drawn from a random low-rank model (distinct user-item pairs)."
     rng = np.random.default_rng(seed)
     n_ratings = min(n_ratings, n_users * n_items)
@@ -124,9 +125,10 @@ def synthetic_ratings(n_users:int=100, n_items:int=50, n_ratings:int=2000, n_fac
     ub, ib = rng.normal(0, 0.5, n_users), rng.normal(0, 0.5, n_items)
     raw = 3.5 + ((u[users] * v[items]).sum(1) / np.sqrt(n_factors) + ub[users] + ib[items]
                  + rng.normal(0, noise, n_ratings))
-    return pd.DataFrame({'user': users + 1, 'movie': items + 1, 'rating': np.clip(np.rint(raw), 1, 5).astype(int),
-                         'timestamp': 880_000_000 + rng.integers(0, 10_000_000, n_ratings),
-                         'title': [f'Movie {i + 1}' for i in items]})
+    df = pd.DataFrame({'user': users + 1, 'movie': items + 1, 'rating': np.clip(np.rint(raw), 1, 5).astype(int),
+                       'timestamp': 880_000_000 + rng.integers(0, 10_000_000, n_ratings)})
+    if titles: df['title'] = [f'Movie {i + 1}' for i in items]
+    return df
 
 # %% ../nbs/00_data.ipynb #2b773eee
 def read_ratings_csv(path:str|Path) -> pd.DataFrame:

@@ -1,0 +1,188 @@
+"The fast path (tensor DataLoaders, member models, per-rating L2) and the evaluation helpers, on synthetic data."
+import math
+import numpy as np, pandas as pd, pytest, torch
+from fastai.collab import CollabDataLoaders, EmbeddingDotBias
+from fastai.data.transforms import RandomSplitter
+from fastai.torch_core import set_seed
+from ajtfb_collab.data import synthetic_ratings
+from fastai.learner import Learner
+from fastai.callback.core import Callback
+from ajtfb_collab.fast import (random_split, encode, SliceDL, fast_collab_dls, FastDotBias, member_mse, FastLearner,
+                               fast_collab_learner, fast_fit, pareto, bench_fit, scale_bench)
+from ajtfb_collab.evaluate import rmse, _check_folds, summary_line, evaluate_folds, fit_predict
+from ajtfb_collab.inference import predict_ratings
+
+
+@pytest.fixture(scope='module')
+def ratings():
+    return synthetic_ratings(n_users=120, n_items=50, n_ratings=4000, n_factors=3, noise=0.3, seed=11)
+
+
+@pytest.mark.parametrize('n,pct,seed', [(100, 0.2, 42), (1001, 0.1, 7)])
+def test_random_split_is_fastais(n, pct, seed):
+    trn, val = RandomSplitter(pct, seed=seed)(list(range(n)))
+    t, v = random_split(n, pct, seed)
+    assert list(t) == list(trn) and list(v) == list(val)
+
+
+def test_encode_sorted_with_na_and_unknown_zero():
+    codes, classes = encode(pd.Series(['b', 'a', 'b']))
+    assert classes == ['#na#', 'a', 'b'] and codes.tolist() == [2, 1, 2]
+    assert encode(pd.Series(['a', 'zzz']), classes)[0].tolist() == [1, 0]
+
+
+def test_slice_dl_covers_each_row_once_and_reshuffles():
+    dl = SliceDL(torch.arange(14).view(7, 2), torch.arange(7.), bs=3, shuffle=True, seed=0)
+    assert len(dl) == 3
+    epochs = [torch.cat([y for _, y in dl]) for _ in range(3)]
+    for e in epochs: assert sorted(e.tolist()) == list(range(7))
+    assert any(not torch.equal(epochs[0], e) for e in epochs[1:])
+    for x, y in dl: assert torch.equal(x[:, 0] // 2, y.long())  # rows stay paired
+    assert [y.tolist() for _, y in dl.new(shuffle=False)] == [[0., 1., 2.], [3., 4., 5.], [6.]]
+    again = SliceDL(torch.arange(14).view(7, 2), torch.arange(7.), bs=3, shuffle=True, seed=0)
+    assert torch.equal(torch.cat([y for _, y in again]), epochs[0])  # same seed, same order
+
+
+def test_fast_dls_match_fastai(ratings):
+    ref = CollabDataLoaders.from_df(ratings, item_name='title', valid_pct=0.2, seed=42, bs=64)
+    dls = fast_collab_dls(ratings)
+    assert [list(v) for v in dls.classes.values()] == [list(v) for v in ref.classes.values()]
+    assert torch.equal(dls.train.x, torch.tensor(ref.train.xs.values))
+    assert torch.equal(dls.valid.y, torch.tensor(ref.valid.ys.values, dtype=torch.float32).view(-1))
+
+
+def test_fast_dls_errors_and_explicit_valid(ratings):
+    with pytest.raises(ValueError, match="no column 'nope'"): fast_collab_dls(ratings, item_name='nope')
+    with pytest.raises(ValueError, match='valid_pct'): fast_collab_dls(ratings, valid_pct=1.0)
+    dls = fast_collab_dls(ratings.iloc[:3000], valid=ratings.iloc[3000:])
+    assert dls.train.n == 3000 and dls.valid.n == 1000
+    assert fast_collab_dls(ratings, valid_pct=0).valid.n == 0
+
+
+def test_one_member_is_embedding_dot_bias():
+    fdb, edb = FastDotBias(9, 6, 3), EmbeddingDotBias(3, 9, 6, y_range=(0, 5.5))
+    for name in ('u_weight', 'i_weight', 'u_bias', 'i_bias'):
+        w = torch.randn_like(getattr(fdb, name).weight)
+        getattr(fdb, name).weight.data, getattr(edb, name).weight.data = w.clone(), w.clone()
+    x = torch.stack([torch.randint(0, 9, (20,)), torch.randint(0, 6, (20,))], 1)
+    assert torch.allclose(fdb.eval()(x), edb(x).view(-1), atol=1e-5)
+
+
+def test_members_are_independent():
+    "The gradient of one member's loss never reaches another member's weights."
+    m = FastDotBias(9, 6, 3, n_members=2).train()
+    x = torch.stack([torch.randint(0, 9, (20,)), torch.randint(0, 6, (20,))], 1)
+    m(x)[:, 0].sum().backward()
+    assert m.u_weight.weight.grad[:, 3:].abs().sum() == 0 and m.u_weight.weight.grad[:, :3].abs().sum() > 0
+    assert m.i_bias.weight.grad[:, 1].abs().sum() == 0
+    assert torch.isclose(member_mse(torch.tensor([[1., 3.]]), torch.tensor([2.])), torch.tensor(1.))
+
+
+def test_fast_learner_learns_and_predicts(ratings):
+    dls = fast_collab_dls(ratings, bs=128)
+    set_seed(0); learn = fast_collab_learner(dls, n_factors=8, n_members=2, lam=0.05)
+    with learn.no_bar(), learn.no_logging(): fast_fit(learn, epochs=10, lr=3e-2)
+    valid_mse = learn.recorder.values[-1][1]
+    assert valid_mse < 0.4 * dls.valid.y.var().item()  # far better than predicting the mean (about 0.2 of it)
+    preds, targs = learn.get_preds()
+    assert preds.shape == (dls.valid.n,) and math.isclose(((preds - targs) ** 2).mean().item(), valid_mse, rel_tol=1e-4)
+    some = ratings.iloc[random_split(len(ratings))[0][:4]]  # training rows: users and titles all known
+    assert np.allclose(predict_ratings(learn, some), learn.model.eval()(dls.train.x[:4]).detach().numpy(), atol=1e-5)
+
+
+def test_lr_find_runs_through_the_learner(ratings, tmp_path):
+    learn = fast_collab_learner(fast_collab_dls(ratings, bs=256), n_factors=4, path=tmp_path)
+    with learn.no_bar(): res = learn.lr_find(num_it=30, show_plot=False)
+    assert 1e-5 < res.valley < 1
+
+
+def test_penalty_shrinks_factors(ratings):
+    dls = fast_collab_dls(ratings, bs=256)
+    sizes = {}
+    for lam in (0., 1.):
+        set_seed(0); learn = fast_collab_learner(dls, n_factors=8, lam=lam)
+        with learn.no_bar(), learn.no_logging(): fast_fit(learn, epochs=3)
+        sizes[lam] = learn.model.u_weight.weight.norm().item()
+    assert sizes[1.] < 0.5 * sizes[0.]
+
+
+def test_learner_rejects_bad_sizes(ratings):
+    with pytest.raises(ValueError, match='n_members'): fast_collab_learner(fast_collab_dls(ratings), n_members=0)
+
+
+def test_bench_fit_rejects_unknown_recipe(ratings):
+    with pytest.raises(ValueError, match="unknown recipe 'fastest'"): bench_fit('fastest', ratings)
+
+
+def test_pareto():
+    t = pd.DataFrame(dict(seconds=[1, 2, 3, 1], valid_mse=[0.9, 0.8, 0.85, 0.95]))
+    assert pareto(t).tolist() == [True, True, False, False]
+
+
+def test_scale_bench_small():
+    t = scale_bench((20_000,), progress=False)
+    row = t.loc[20_000]
+    assert row.users == 400 and row.steps == math.ceil(16_000 / 1024) and row.epoch_s > 0 and row.peak_rss_mb > 0
+
+
+def test_rmse_clips_and_folds_checked():
+    assert math.isclose(rmse([0, 6, 3], [1, 5, 4]), math.sqrt(1 / 3))
+    with pytest.raises(ValueError, match="'u6'"): _check_folds('u1,u6')
+    assert _check_folds(['u2']) == ['u2']
+    t = pd.DataFrame(dict(rmse=[0.9, 0.8]), index=['u2', 'mean'])
+    assert summary_line(t) == 'mean_rmse=0.8000 u1_rmse=nan'
+
+
+def test_evaluate_folds_on_tiny_folder(tiny_ml100k):
+    t = evaluate_folds('u1,u2', path=tiny_ml100k, progress=False, n_members=2, n_factors=2, epochs=2)
+    assert list(t.index) == ['u1', 'u2', 'mean'] and (t.n_test == 3).all()
+    assert t.rmse.between(0, 4).all()  # clipped predictions on a 1-5 scale
+
+
+def test_fit_predict_scores_unknown_titles(ratings):
+    train, test = ratings.iloc[:3000], ratings.iloc[3000:].copy()
+    test.iloc[0, test.columns.get_loc('title')] = 'Never Rated'
+    pred = fit_predict(train, test, n_members=1, n_factors=4, epochs=2)
+    assert len(pred) == len(test) and np.isfinite(pred).all()
+
+
+class CountBatches(Callback):
+    def __init__(self): self.n = 0
+    def after_batch(self): self.n += 1
+
+
+def test_fast_learner_is_learner_bit_for_bit(ratings):
+    dls = fast_collab_dls(ratings, bs=256)
+    vals = {}
+    for cls in (Learner, FastLearner):
+        set_seed(1); dls.train.rng.manual_seed(1)
+        learn = fast_collab_learner(dls, n_factors=4); learn.__class__ = cls
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(2, 1e-2)
+        vals[cls] = (learn.recorder.values, [p.detach().clone() for p in learn.model.parameters()])
+    assert vals[Learner][0] == vals[FastLearner][0]
+    assert all(torch.equal(a, b) for a, b in zip(vals[Learner][1], vals[FastLearner][1]))
+
+
+def test_fast_learner_sees_callbacks_added_later(ratings):
+    dls = fast_collab_dls(ratings, bs=512)
+    learn = fast_collab_learner(dls, n_factors=4)
+    assert isinstance(learn, FastLearner)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    cb = CountBatches(); learn.add_cb(cb)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert cb.n == len(dls.train) + len(dls.valid)
+    once = CountBatches()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=once)  # callbacks of one fit only
+    assert once.n == cb.n / 2 and once not in learn.cbs
+    learn.remove_cb(cb)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert cb.n == 2 * (len(dls.train) + len(dls.valid))  # removed: no longer called
+
+
+def test_sparse_path(ratings):
+    dls = fast_collab_dls(ratings, bs=128)
+    set_seed(0); learn = fast_collab_learner(dls, n_factors=8, lam=0.05, sparse=True)
+    with learn.no_bar(), learn.no_logging(): fast_fit(learn, epochs=10, lr=3e-2)
+    assert isinstance(learn.opt.opt, torch.optim.SparseAdam) and learn.model.u_weight.sparse
+    assert learn.recorder.values[-1][1] < 0.5 * dls.valid.y.var().item()
+    assert not fast_collab_learner(dls).model.u_weight.sparse  # small tables: dense by default
