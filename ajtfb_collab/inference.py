@@ -12,6 +12,7 @@ from torch import nn
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
 from fastai.layers import sigmoid_range, SigmoidRange
 from .models import DotProduct, DotProductBias, ParamDotProductBias, CollabNN
+from .fast import FastDotBias
 from .interpret import vocab
 
 # %% auto #0
@@ -133,6 +134,9 @@ def model_spec(model:nn.Module) -> dict:
         return dict(kind=k, user_sz=shape(model.user_factors), item_sz=shape(model.item_factors),
                     y_range=_y_range(model.y_range), n_act=model.layers[0].out_features)
     if isinstance(model, EmbeddingNN): return dict(kind=k, **_nn_spec(model))
+    if isinstance(model, FastDotBias):
+        return dict(kind=k, n_users=model.u_bias.num_embeddings, n_items=model.i_bias.num_embeddings,
+                    n_factors=model.n_factors, n_members=model.n_members, y_range=_y_range(model.y_range))
     raise TypeError(f"cannot save a {k}: save_model knows EmbeddingDotBias, EmbeddingNN and this library's models")
 
 _DOT_MODELS = {'DotProduct': DotProduct, 'DotProductBias': DotProductBias, 'ParamDotProductBias': ParamDotProductBias}
@@ -143,6 +147,7 @@ def build_model(spec:dict) -> nn.Module:
     yr = None if s.get('y_range') is None else tuple(s['y_range'])
     if kind == 'EmbeddingDotBias': return EmbeddingDotBias(s['n_factors'], s['n_users'], s['n_items'], y_range=yr)
     if kind in _DOT_MODELS: return _DOT_MODELS[kind](s['n_users'], s['n_items'], s['n_factors'], y_range=yr)
+    if kind == 'FastDotBias': return FastDotBias(s['n_users'], s['n_items'], s['n_factors'], yr, s['n_members'])
     if kind == 'CollabNN': return CollabNN(tuple(s['user_sz']), tuple(s['item_sz']), y_range=yr, n_act=s['n_act'])
     if kind == 'EmbeddingNN': return EmbeddingNN([tuple(e) for e in s['emb_szs']], layers=s['layers'], y_range=yr,
                                                  use_bn=s['use_bn'], bn_final=s['bn_final'])

@@ -186,3 +186,15 @@ def test_sparse_path(ratings):
     assert isinstance(learn.opt.opt, torch.optim.SparseAdam) and learn.model.u_weight.sparse
     assert learn.recorder.values[-1][1] < 0.5 * dls.valid.y.var().item()
     assert not fast_collab_learner(dls).model.u_weight.sparse  # small tables: dense by default
+
+
+def test_save_load_round_trip(ratings, tmp_path):
+    from ajtfb_collab.inference import save_model, load_model
+    dls = fast_collab_dls(ratings, bs=256)
+    set_seed(0); learn = fast_collab_learner(dls, n_factors=4, n_members=3)
+    with learn.no_bar(), learn.no_logging(): fast_fit(learn, epochs=2)
+    loaded = load_model(save_model(learn, tmp_path/'model.pth'))
+    assert type(loaded.model) is FastDotBias and loaded.model.n_members == 3
+    some = ratings.iloc[:50]
+    assert np.allclose(predict_ratings(loaded, some, on_unknown='fallback'),
+                       predict_ratings(learn, some, on_unknown='fallback'), atol=1e-6)
