@@ -5,7 +5,8 @@
 # %% ../nbs/08_evaluate.ipynb #b09a8c1c
 from __future__ import annotations
 import importlib.util, time
-import numpy as np, pandas as pd, torch
+from functools import partial
+import numpy as np, pandas as pd
 from fastai.torch_core import set_seed
 from fastai.collab import collab_learner
 from .data import load_split, collab_dls, ml100k_path, SPLITS
@@ -13,8 +14,8 @@ from .fast import random_split, fast_collab_dls, fast_collab_learner, fast_fit, 
 from .inference import predict_ratings
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'EVAL_RECIPE', 'rmse', 'fit_predict', 'evaluate_folds', 'summary_line', 'tune', 'surprise_folds',
-           'book_folds', 'comparison']
+__all__ = ['PUBLISHED', 'EVAL_RECIPE', 'rmse', 'fit_predict', 'score_folds', 'evaluate_folds', 'summary_line', 'tune',
+           'surprise_folds', 'book_predict', 'book_folds', 'comparison']
 
 # %% ../nbs/08_evaluate.ipynb #01a0a51a
 PUBLISHED = pd.DataFrame([
@@ -47,8 +48,8 @@ def fit_predict(train:pd.DataFrame, test:pd.DataFrame, # ratings tables with `us
 def _fold_table(rows:list[dict]) -> pd.DataFrame:
     "One row per fold (`rows` hold a `fold` key) and their `mean`."
     table = pd.DataFrame(rows).set_index('fold')
-    table.loc['mean'] = table.mean(numeric_only=True)
-    return table
+    mean = table.mean(numeric_only=True).to_frame('mean').T
+    return pd.concat([table, mean]).rename_axis('fold')  # counts become floats, without pandas' dtype warning
 
 def _check_folds(folds) -> list[str]:
     folds = [f.strip() for f in folds.split(',')] if isinstance(folds, str) else list(folds)
@@ -56,20 +57,25 @@ def _check_folds(folds) -> list[str]:
     if bad or not folds: raise ValueError(f"unknown fold(s) {', '.join(map(repr, bad)) or '(none given)'}: expected some of {','.join(SPLITS[:5])}")
     return folds
 
+def score_folds(predict, # `predict(train, test)` -> a prediction for each row of `test`
+                folds='u1,u2,u3,u4,u5', path=None, progress:bool=True) -> pd.DataFrame:
+    "RMSE (clipped to [1, 5]) of `predict` on each canonical fold: one row per fold and a `mean` row."
+    rows = []
+    for fold in _check_folds(folds):
+        train, test = load_split(fold, path)
+        start = time.perf_counter()
+        pred = predict(train, test)
+        rows.append(dict(fold=fold, rmse=rmse(pred, test.rating), seconds=time.perf_counter() - start,
+                         n_test=len(test), unknown_titles=int((~test.title.isin(train.title)).sum())))
+        if progress: print(f"{fold}: rmse={rows[-1]['rmse']:.4f} ({rows[-1]['seconds']:.1f} s)", flush=True)
+    return _fold_table(rows)
+
 def evaluate_folds(folds='u1,u2,u3,u4,u5', # fold names, as a list or comma-separated
                    path=None, # MovieLens 100k folder; `None`: `untar_data(URLs.ML_100k)`
                    progress:bool=True, **recipe # passed to `fit_predict`
                   ) -> pd.DataFrame:
     "RMSE (clipped to [1, 5]) of the fast recipe on each canonical fold: one row per fold and a `mean` row."
-    rows = []
-    for fold in _check_folds(folds):
-        train, test = load_split(fold, path)
-        start = time.perf_counter()
-        pred = fit_predict(train, test, **recipe)
-        rows.append(dict(fold=fold, rmse=rmse(pred, test.rating), seconds=time.perf_counter() - start,
-                         n_test=len(test), unknown_titles=int((~test.title.isin(train.title)).sum())))
-        if progress: print(f"{fold}: rmse={rows[-1]['rmse']:.4f} ({rows[-1]['seconds']:.1f} s)", flush=True)
-    return _fold_table(rows)
+    return score_folds(partial(fit_predict, **recipe), folds, path, progress)
 
 def summary_line(table:pd.DataFrame) -> str:
     "`mean_rmse=.. u1_rmse=..` of an `evaluate_folds` table (`nan` for a fold not evaluated)."
@@ -110,19 +116,17 @@ def surprise_folds(algo:str='SVD', # 'SVD' or 'SVDpp'
     return _fold_table(rows)
 
 # %% ../nbs/08_evaluate.ipynb #679c5d60
+def book_predict(train:pd.DataFrame, test:pd.DataFrame, with_replacement:bool=True, seed:int=0) -> np.ndarray:
+    "The book's recipe fitted on `train` (less 1% that fastai needs as a validation set), predicting `test`."
+    set_seed(seed)
+    dls = collab_dls(train, valid_pct=0.01, with_replacement=with_replacement, seed=seed)
+    learn = collab_learner(dls, n_factors=50, y_range=(0, 5.5))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 5e-3, wd=0.1)
+    return predict_ratings(learn, test, on_unknown='fallback')
+
 def book_folds(folds='u1,u2,u3,u4,u5', path=None, with_replacement:bool=True, seed:int=0) -> pd.DataFrame:
     "RMSE (clipped) of the book's recipe on each canonical fold and the mean."
-    rows = []
-    for fold in _check_folds(folds):
-        train, test = load_split(fold, path)
-        start = time.perf_counter()
-        set_seed(seed)
-        dls = collab_dls(train, valid_pct=0.01, with_replacement=with_replacement, seed=seed)  # (fastai needs a validation set)
-        learn = collab_learner(dls, n_factors=50, y_range=(0, 5.5))
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 5e-3, wd=0.1)
-        pred = predict_ratings(learn, test, on_unknown='fallback')
-        rows.append(dict(fold=fold, rmse=rmse(pred, test.rating), seconds=time.perf_counter() - start))
-    return _fold_table(rows)
+    return score_folds(partial(book_predict, with_replacement=with_replacement, seed=seed), folds, path, progress=False)
 
 # %% ../nbs/08_evaluate.ipynb #a325e06d
 def comparison(ours:pd.DataFrame, measured:dict|None=None # name -> a table like `ours` (Surprise, the book...)

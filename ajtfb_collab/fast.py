@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_fast.ipynb #04247d2f
 from __future__ import annotations
-import json, math, os, resource, subprocess, sys, time
+import json, math, resource, subprocess, sys, time
 from functools import partial
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -102,7 +102,7 @@ def fast_collab_dls(ratings:pd.DataFrame, # a ratings table, for example `load_r
     trn = SliceDL(*_xy(train, names, classes), bs=bs, shuffle=True, device=device, seed=seed)
     val = SliceDL(*_xy(valid, names, classes), bs=bs * 4, device=device)
     dls = DataLoaders(trn, val, device=device)
-    dls.n_inp, dls.classes, dls.names = 1, classes, names
+    dls.n_inp, dls.classes = 1, classes
     return dls
 
 # %% ../nbs/07_fast.ipynb #2610ce7b
@@ -132,8 +132,7 @@ class FastDotBias(nn.Module):
 
 def member_mse(pred:torch.Tensor, targ:torch.Tensor) -> torch.Tensor:
     "MSE of `pred` `(bs,)` or of each member's `(bs, n_members)` against `targ` `(bs,)`, averaged."
-    targ = targ.view(-1, *[1] * (pred.ndim - 1)) if pred.ndim > 1 else targ.view(-1)
-    return ((pred - targ) ** 2).mean()
+    return ((pred - targ.view(-1, *[1] * (pred.ndim - 1))) ** 2).mean()  # targ (bs,) or (bs, 1) for members
 
 # %% ../nbs/07_fast.ipynb #9ca76287
 class FactorL2(Callback):
@@ -214,6 +213,10 @@ def bench_fit(kind:str, # 'stock', 'chapter' or 'fast'
     name = kind if kind != 'fast' or n_members == 1 else f'fast x{n_members}'
     return dict(recipe=name, valid_mse=float(learn.recorder.values[-1][1]), seconds=seconds, setup_s=setup)
 
+def _kv_line(row:dict, fmt:str='.4f') -> str:
+    "`row` as `key=value` pairs, floats formatted with `fmt`: the progress lines of the benchmarks."
+    return ' '.join(f'{k}={v:{fmt}}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items())
+
 def run_bench(ratings:pd.DataFrame|None=None, runs:int=3, # fits of each recipe, alternating
               kinds:tuple=('stock', 'fast'), members:tuple=(), # extra 'fast' fits with these `n_members`
               progress:bool=True) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -225,7 +228,7 @@ def run_bench(ratings:pd.DataFrame|None=None, runs:int=3, # fits of each recipe,
     for r in range(runs):
         for kind, m in plan:
             rows.append(dict(run=r, **bench_fit(kind, ratings, seed=r, n_members=m)))
-            if progress: print(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}' for k, v in rows[-1].items()), flush=True)
+            if progress: print(_kv_line(rows[-1]), flush=True)
     runs_df = pd.DataFrame(rows)
     return runs_df, runs_df.groupby('recipe', sort=False)[['valid_mse', 'seconds', 'setup_s']].median()
 
@@ -277,5 +280,5 @@ def scale_bench(sizes:tuple=(1_000_000, 10_000_000), progress:bool=True) -> pd.D
         res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
         if res.returncode: raise RuntimeError(f"scale run at {n:,} ratings failed:\n{res.stderr[-2000:]}")
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        if progress: print(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in rows[-1].items()), flush=True)
+        if progress: print(_kv_line(rows[-1], '.4g'), flush=True)
     return pd.DataFrame(rows).set_index('ratings')

@@ -12,7 +12,7 @@ from torch import nn
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
 from fastai.layers import sigmoid_range, SigmoidRange
 from .models import DotProduct, DotProductBias, ParamDotProductBias, CollabNN
-from .fast import FastDotBias
+from .fast import FastDotBias, encode
 from .interpret import vocab
 
 # %% auto #0
@@ -31,8 +31,7 @@ def _run(model:nn.Module, users:np.ndarray, items:np.ndarray, bs:int=16384) -> n
 
 def _encode(values, classes) -> np.ndarray:
     "Indices of `values` in `classes`; 0 (`#na#`) for values the model never saw."
-    o2i = {v: i for i, v in enumerate(classes) if i > 0}
-    return np.array([o2i.get(v, 0) for v in values], dtype=np.int64)
+    return encode(values, list(classes))[0]
 
 # %% ../nbs/04_inference.ipynb #a327a3cd
 def _dot_bias_parts(model):
