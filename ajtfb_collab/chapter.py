@@ -4,13 +4,13 @@
 
 # %% ../nbs/02_training.ipynb #33d745f9
 from __future__ import annotations
-import random, time
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
+from .core import BadValueError, TrainRecipe, seed_all
 import pandas as pd
 import matplotlib.pyplot as plt
-from fastai.torch_core import set_seed
 from fastai.learner import Learner
 from fastai.losses import MSELossFlat
 import fastai.callback.schedule  # adds `Learner.fit_one_cycle`
@@ -20,7 +20,7 @@ from .data import load_ratings, collab_dls
 from .models import DotProduct, DotProductBias, ParamDotProductBias, CollabNN
 
 # %% auto #0
-__all__ = ['RESULT_COLUMNS', 'Recipe', 'n_users_items', 'model_learner', 'seed_all', 'fit_recipe', 'valid_curve',
+__all__ = ['BOOK', 'STOCK', 'BOOK_NN', 'RESULT_COLUMNS', 'Recipe', 'n_users_items', 'model_learner', 'fit_recipe', 'valid_curve',
            'plot_valid_curves', 'chapter_recipes', 'reproduce_chapter']
 
 # %% ../nbs/02_training.ipynb #4d9c12cc
@@ -44,11 +44,6 @@ def model_learner(model_fn:Callable) -> Callable:
     return lambda dls: Learner(dls, model_fn(*n_users_items(dls)), loss_func=MSELossFlat())
 
 # %% ../nbs/02_training.ipynb #2e9f0d7b
-def seed_all(dls, seed:int):
-    "Seed Python, NumPy and torch, and the shuffling of `dls` (each fastai `DataLoader` has its own `rng`)."
-    set_seed(seed, reproducible=True)
-    for dl in dls.loaders: dl.rng = random.Random(seed)
-
 def fit_recipe(recipe:Recipe, dls, seed:int=42, progress:bool=True) -> tuple[Learner, dict]:
     "Seed, build and fit `recipe` on `dls`; return the `Learner` and a results row."
     seed_all(dls, seed)
@@ -77,6 +72,16 @@ def plot_valid_curves(curves:dict, # model name -> validation MSE after each epo
     ax.legend(fontsize=8)
     return ax
 
+# %% ../nbs/02_training.ipynb #1e23ab5c
+BOOK = TrainRecipe('book', collab_dls, collab_learner, epochs=5, lr=5e-3, wd=0.1,
+                   dls_kwargs=dict(bs=64), learner_kwargs=dict(n_factors=50))
+
+# %% ../nbs/02_training.ipynb #86d6f187
+STOCK = BOOK.but(name='stock', dls_kwargs=dict(bs=64, with_replacement=True))
+
+# %% ../nbs/02_training.ipynb #2c2c663d
+BOOK_NN = BOOK.but(name='nn', learner_kwargs=dict(use_nn=True, layers=[100, 50]))  # the same schedule, fastai's network
+
 # %% ../nbs/02_training.ipynb #f48ae08d
 def chapter_recipes() -> list[Recipe]:
     "The chapter's fits in the book's order, with the book's hyperparameters and final validation MSE."
@@ -90,10 +95,9 @@ def chapter_recipes() -> list[Recipe]:
         Recipe('DotProductBias, wd=0.1', 0.823, model_learner(lambda u, i: DotProductBias(u, i, 50)), wd=0.1),
         Recipe('ParamDotProductBias (create_params), wd=0.1', 0.824,
                model_learner(lambda u, i: ParamDotProductBias(u, i, 50)), wd=0.1),
-        Recipe('collab_learner', 0.822, lambda dls: collab_learner(dls, n_factors=50, y_range=(0, 5.5)), wd=0.1),
+        Recipe('collab_learner', 0.822, BOOK.learner, epochs=BOOK.epochs, lr=BOOK.lr, wd=BOOK.wd),
         Recipe('CollabNN', 0.867, nn_learner((0, 5.5)), wd=0.01),
-        Recipe('collab_learner(use_nn=True)', 0.865,
-               lambda dls: collab_learner(dls, use_nn=True, y_range=(0, 5.5), layers=[100, 50]), wd=0.1),
+        Recipe('collab_learner(use_nn=True)', 0.865, BOOK_NN.learner, epochs=BOOK_NN.epochs, lr=BOOK_NN.lr, wd=BOOK_NN.wd),
     ]
 
 # %% ../nbs/02_training.ipynb #aba3b6a6
@@ -108,7 +112,7 @@ def reproduce_chapter(ratings:pd.DataFrame|None=None, # ratings table; `None`: `
     "Run the chapter's fits on the seed-`seed` split; one row per fit with the book's result beside ours."
     recipes = chapter_recipes()
     unknown = set(names or []) - {r.name for r in recipes}
-    if unknown: raise KeyError(f"unknown recipe(s) {sorted(unknown)}: expected some of {[r.name for r in recipes]}")
+    if unknown: raise BadValueError(f"unknown recipe(s) {sorted(unknown)}: expected some of {[r.name for r in recipes]}")
     dls = collab_dls(load_ratings() if ratings is None else ratings, seed=seed)
     rows = []
     for r in recipes:

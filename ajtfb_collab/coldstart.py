@@ -4,16 +4,16 @@
 
 # %% ../nbs/05_cold_start.ipynb #033714f3
 from __future__ import annotations
+from contextlib import contextmanager
+from .core import BadValueError, UnknownNameError, vocab, columns, to_codes, as_vocab_type, seed_all
 import numpy as np, pandas as pd, torch
 from torch import nn
-from fastai.layers import sigmoid_range
 from fastai.tabular.all import (TabularPandas, Categorify, Normalize, RegressionBlock, TabDataLoader, RandomSplitter,
                                 tabular_learner)
-from fastai.collab import EmbeddingDotBias
-from .data import load_ratings, load_users, collab_dls
-from .chapter import chapter_recipes, fit_recipe, seed_all
-from .interpret import vocab, item_parts
-from .inference import _encode, _dot_bias_parts, predict_ratings, train_mean
+from .data import load_ratings, load_users
+from .models import model_kind
+from .chapter import BOOK
+from .inference import predict_ratings, train_mean
 
 # %% auto #0
 __all__ = ['META_CATS', 'META_CONTS', 'LAMS', 'hold_out_users', 'sign_up_split', 'user_parts', 'score_users', 'UserMetaModel',
@@ -36,25 +36,21 @@ def sign_up_split(held:pd.DataFrame, n_answers:int=20, seed:int=42, user_name:st
     return shuffled[order < n_answers], shuffled[order >= n_answers]
 
 # %% ../nbs/05_cold_start.ipynb #634279f9
-def user_parts(model:nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    "User factors `(n_users, n_factors)` and biases `(n_users,)` of a dot model with biases (`#na#` row included)."
-    parts = _dot_bias_parts(model)
-    if parts is None: raise ValueError(f"{type(model).__name__} is not a dot model with biases: cold start needs one")
-    f = model.u_weight if isinstance(model, EmbeddingDotBias) else model.user_factors
-    return (f.weight if isinstance(f, nn.Module) else f).detach().cpu(), parts[0].detach().cpu()
+def user_parts(model:nn.Module) -> tuple[torch.Tensor, torch.Tensor|None]:
+    "User factors `(n_users, n_members * n_factors)` and biases (`(n_users,)`; `(n_users, n_members)` for several members; `None` without biases), `#na#` row included."
+    kind = model_kind(model)
+    bias = kind.user_bias()  # (n_users, n_members) or None
+    return kind.user_factors(), None if bias is None else (bias[:, 0] if kind.n_members == 1 else bias)
 
-def _squash(res:torch.Tensor, model) -> torch.Tensor:
-    "Apply the model's `sigmoid_range`, if it has one."
-    return res if model.y_range is None else sigmoid_range(res, *model.y_range)
-
-def score_users(learn, vecs:torch.Tensor, # factor vectors of new users, `(n_users, n_factors)`
-                biases:torch.Tensor, # their biases, `(n_users,)`
+def score_users(learn, vecs:torch.Tensor, # factor vectors of new users, `(n_users, n_members * n_factors)`
+                biases:torch.Tensor|None, # their biases, `(n_users,)` or `(n_users, n_members)`; `None` for models without
                 user_rows:np.ndarray, # for each prediction, the row of its user in `vecs`
-                titles, item_name='title') -> np.ndarray:
+                titles, item_name:str|None=None # the items to score, and the model's item column (`None`: its own)
+               ) -> np.ndarray:
     "Predicted ratings of `titles` by new users described by their factor vectors and biases."
-    f, b = item_parts(learn.model)
-    i = torch.as_tensor(_encode(titles, vocab(learn)[item_name]))
-    return _squash((vecs[user_rows] * f[i]).sum(1) + biases[user_rows] + b[i], learn.model).numpy()  # (n_preds,)
+    i = torch.as_tensor(to_codes(titles, vocab(learn)[item_name or columns(learn)[1]]))
+    b = None if biases is None else biases[user_rows]
+    return model_kind(learn.model).score(vecs[user_rows], b, i).detach().numpy()  # (n_preds,)
 
 # %% ../nbs/05_cold_start.ipynb #0d902a7c
 META_CATS, META_CONTS = ['gender', 'occupation', 'zip_prefix'], ['age']
@@ -68,10 +64,13 @@ class UserMetaModel:
                  user_name:str='user'):
         vocab_users = vocab(learn)[user_name]
         uf, ub = user_parts(learn.model)
+        ub = None if ub is None else ub.reshape(len(ub), -1)  # (n_users, n_members)
         known = _meta_frame(users[users[user_name].isin(set(vocab_users[1:]))])
-        i = _encode(known[user_name], vocab_users)
-        self.targets = [f'f{j}' for j in range(uf.shape[1])] + ['bias']
-        df = pd.concat([known.reset_index(drop=True), pd.DataFrame(torch.cat([uf[i], ub[i, None]], 1).numpy(), columns=self.targets)], axis=1)
+        i = to_codes(known[user_name], vocab_users)
+        self.n_factors, self.one_bias = uf.shape[1], ub is not None and ub.shape[1] == 1
+        self.targets = [f'f{j}' for j in range(uf.shape[1])] + ([] if ub is None else [f'bias{j}' for j in range(ub.shape[1])])
+        y = uf[i] if ub is None else torch.cat([uf[i], ub[i]], 1)  # (n_known, n_targets)
+        df = pd.concat([known.reset_index(drop=True), pd.DataFrame(y.numpy(), columns=self.targets)], axis=1)
         to = TabularPandas(df, [Categorify, Normalize], META_CATS, META_CONTS, y_names=self.targets,
                            y_block=RegressionBlock(), splits=RandomSplitter(0.1, seed=seed)(range(len(df))))
         self.dls = to.dataloaders(bs=64, dl_type=TabDataLoader)
@@ -79,43 +78,62 @@ class UserMetaModel:
         self.learn = tabular_learner(self.dls, layers=[100], n_out=len(self.targets))
         with self.learn.no_bar(), self.learn.no_logging(): self.learn.fit_one_cycle(epochs, lr, wd=wd)
 
-    def predict(self, users:pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        "Predicted factor vectors `(n, n_factors)` and biases `(n,)` for the rows of `users`."
+    def predict(self, users:pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor|None]:
+        "Predicted factor vectors `(n, n_members * n_factors)` and biases (as `user_parts` gives them) for `users`."
         preds, _ = self.learn.get_preds(dl=self.dls.test_dl(_meta_frame(users)))
-        return preds[:, :-1], preds[:, -1]
+        vecs, bias = preds[:, :self.n_factors], preds[:, self.n_factors:]
+        return vecs, (None if bias.shape[1] == 0 else bias[:, 0] if self.one_bias else bias)
 
 # %% ../nbs/05_cold_start.ipynb #11f3187f
+@contextmanager
+def _frozen(model:nn.Module):
+    "The model's own weights get no gradient in the block: fold-in trains only the new users."
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters(): p.requires_grad_(False)
+    try: yield model
+    finally:
+        for p, f in zip(model.parameters(), flags): p.requires_grad_(f)
+
 def fold_in(learn, answers:pd.DataFrame, # ratings of new users (user, item, rating columns)
-            prior_vecs:torch.Tensor|None=None, prior_bias:torch.Tensor|None=None, # `(n_users, f)`, `(n_users,)`, rows in `users` order; default: the mean user
+            prior_vecs:torch.Tensor|None=None, prior_bias:torch.Tensor|None=None, # as `user_parts` gives them, rows in `users` order; default: the mean user
             users:list|None=None, # the new users, in the order of the priors (default: as they appear in `answers`)
-            lam:float=1.0, steps:int=200, lr:float=0.05, user_name='user', item_name='title', rating_name='rating'
-           ) -> tuple[list, torch.Tensor, torch.Tensor]:
-    "Fit factor vectors and biases of new users to their `answers`, item factors frozen: `(users, vecs, biases)`."
+            lam:float=1.0, steps:int=200, lr:float=0.05, user_name='user',
+            item_name:str|None=None, rating_name:str|None=None # columns of `answers`; `None`: the model's own
+           ) -> tuple[list, torch.Tensor, torch.Tensor|None]:
+    "Fit factor vectors and biases of new users to their `answers`, the model frozen: `(users, vecs, biases)`."
+    _, i_col, r_col = columns(learn)
+    item_name, rating_name = item_name or i_col, rating_name or r_col
     users = list(pd.unique(answers[user_name])) if users is None else list(users)
     uf, ub = user_parts(learn.model)
     n = len(users)
-    if prior_vecs is None: prior_vecs, prior_bias = uf[1:].mean(0).expand(n, -1), ub[1:].mean().expand(n)
-    vecs, bias = prior_vecs.clone().requires_grad_(), prior_bias.clone().requires_grad_()
+    if prior_vecs is None:
+        prior_vecs = uf[1:].mean(0).expand(n, -1)
+        prior_bias = None if ub is None else ub[1:].mean(0).expand(n, *ub.shape[1:])
+    vecs = prior_vecs.clone().requires_grad_()
+    bias = None if prior_bias is None else prior_bias.clone().requires_grad_()
     rows = torch.as_tensor(answers[user_name].map({u: i for i, u in enumerate(users)}).to_numpy(dtype=np.int64))
-    f, b = item_parts(learn.model)
-    i = torch.as_tensor(_encode(answers[item_name], vocab(learn)[item_name]))
-    if (i == 0).any(): raise KeyError(f"unknown item(s) in answers: {sorted(set(answers[item_name][i.numpy() == 0]))[:5]}")
+    i = torch.as_tensor(to_codes(answers[item_name], vocab(learn)[item_name]))
+    if (i == 0).any(): raise UnknownNameError(f"unknown item(s) in answers: {sorted(map(str, set(answers[item_name][i.numpy() == 0])))[:5]}")
     y = torch.as_tensor(answers[rating_name].values, dtype=torch.float32)
-    opt = torch.optim.Adam([vecs, bias], lr=lr)
-    for _ in range(steps):
-        pred = _squash((vecs[rows] * f[i]).sum(1) + bias[rows] + b[i], learn.model)  # (n_answers,)
-        loss = ((pred - y)**2).mean() + lam * (((vecs - prior_vecs)**2).sum(1).mean() + ((bias - prior_bias)**2).mean())
-        opt.zero_grad(); loss.backward(); opt.step()
-    return users, vecs.detach(), bias.detach()
+    kind = model_kind(learn.model)
+    opt = torch.optim.Adam([vecs] + ([] if bias is None else [bias]), lr=lr)
+    with _frozen(learn.model):
+        for _ in range(steps):
+            pred = kind.score(vecs[rows], None if bias is None else bias[rows], i)  # (n_answers,)
+            penalty = ((vecs - prior_vecs)**2).sum(1).mean()
+            if bias is not None: penalty = penalty + ((bias - prior_bias)**2).reshape(n, -1).sum(1).mean()
+            loss = ((pred - y)**2).mean() + lam * penalty
+            opt.zero_grad(); loss.backward(); opt.step()
+    return users, vecs.detach(), None if bias is None else bias.detach()
 
 def fold_in_user(learn, ratings:pd.DataFrame, # one new user's ratings: item and rating columns
                  meta_model:UserMetaModel|None=None, user_meta:pd.DataFrame|None=None, # a metadata prior, optional
-                 **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    "Factor vector `(f,)` and bias of one new user fitted to their `ratings` (with a metadata prior if given)."
+                 **kwargs) -> tuple[torch.Tensor, torch.Tensor|None]:
+    "Factor vector `(n_members * n_factors,)` and bias of one new user fitted to their `ratings` (with a metadata prior if given)."
     r = ratings.assign(user='new')
     pv, pb = (None, None) if meta_model is None else meta_model.predict(user_meta)
     _, v, b = fold_in(learn, r, pv, pb, users=['new'], **kwargs)
-    return v[0], b[0]
+    return v[0], None if b is None else b[0]
 
 # %% ../nbs/05_cold_start.ipynb #4cee4698
 def fold_in_scores(learn, answers:pd.DataFrame, scored:pd.DataFrame, users:list, k:int, lam:float,
@@ -145,23 +163,27 @@ def cross_fitted_scores(learn, answers:pd.DataFrame, scored:pd.DataFrame, users:
     return out.values, chosen
 
 # %% ../nbs/05_cold_start.ipynb #174a8757
-def recommend_new_user(learn, ratings:pd.DataFrame|None=None, # the new user's answers: title and rating columns
+def recommend_new_user(learn, ratings:pd.DataFrame|None=None, # the new user's answers: item and rating columns
                        meta:pd.DataFrame|None=None, # one row of user metadata (age, gender, occupation, zip)...
                        meta_model:UserMetaModel|None=None, # ...and the model that reads it
-                       n:int=10, item_name:str='title') -> pd.DataFrame:
+                       n:int=10,
+                       item_name:str|None=None, rating_name:str|None=None # columns of `ratings`; `None`: the model's own
+                      ) -> pd.DataFrame:
     "Top-`n` items for a user the model has never seen, from their answers and/or metadata, best first."
-    if meta is not None and meta_model is None: raise ValueError("meta needs meta_model, the UserMetaModel that reads it")
+    _, i_col, r_col = columns(learn)
+    item_name, rating_name = item_name or i_col, rating_name or r_col
+    if meta is not None and meta_model is None: raise BadValueError("meta needs meta_model, the UserMetaModel that reads it")
     if ratings is not None and len(ratings):
-        v, b = fold_in_user(learn, ratings, meta_model, meta)
+        v, b = fold_in_user(learn, ratings, meta_model, meta, item_name=item_name, rating_name=rating_name)
     elif meta is not None and meta_model is not None:
-        v, b = (t[0] for t in meta_model.predict(meta))
-    else:
+        v, b = (None if t is None else t[0] for t in meta_model.predict(meta))
+    else:  # nothing known: with biases, the item's bias alone (a zero vector); without, the mean user
         uf, ub = user_parts(learn.model)
-        v, b = torch.zeros(uf.shape[1]), ub[1:].mean()  # item bias only
-    items = list(vocab(learn)[item_name][1:])
-    preds = score_users(learn, v[None], b.reshape(1), np.zeros(len(items), dtype=int), items)
-    recs = pd.DataFrame({'title': items, 'prediction': preds})
-    if ratings is not None: recs = recs[~recs.title.isin(ratings[item_name])]
+        v, b = (uf[1:].mean(0), None) if ub is None else (torch.zeros(uf.shape[1]), ub[1:].mean(0))
+    items = list(vocab(learn)[i_col][1:])
+    preds = score_users(learn, v[None], None if b is None else b[None], np.zeros(len(items), dtype=int), items)
+    recs = pd.DataFrame({i_col: items, 'prediction': preds})
+    if ratings is not None: recs = recs[~recs[i_col].isin(as_vocab_type(ratings[item_name], vocab(learn)[i_col]))]
     return recs.sort_values('prediction', ascending=False).head(n).reset_index(drop=True)
 
 # %% ../nbs/05_cold_start.ipynb #1755e191
@@ -172,7 +194,7 @@ def cold_start_table(ratings:pd.DataFrame|None=None, users:pd.DataFrame|None=Non
     users = load_users() if users is None else users
     known, held = hold_out_users(ratings, seed=seed)
     answers, scored = sign_up_split(held, seed=seed)
-    learn, _ = fit_recipe(next(r for r in chapter_recipes() if r.name == 'collab_learner'), collab_dls(known), seed=seed)
+    learn = BOOK.train(known, seed=seed)
     titles = set(vocab(learn)['title'][1:])
     scored, answers = scored[scored.title.isin(titles)], answers[answers.title.isin(titles)]
     rmse = lambda p: float(np.sqrt(np.mean((np.asarray(p) - scored.rating.values)**2)))

@@ -4,18 +4,16 @@
 
 # %% ../nbs/00_data.ipynb #b66c21ab
 from __future__ import annotations
-import warnings
 from pathlib import Path
+from .core import BadValueError, BadFileError, MissingFileError, plain
 import numpy as np, pandas as pd
-# fastai's import calls `torch.jit.script`, which torch 2.14 deprecates: nothing a user of ours can act on
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from fastai.data.external import untar_data, URLs
 from fastai.collab import CollabDataLoaders
 from fastai.tabular.core import TabDataLoader, TabWeightedDL
 
 # %% auto #0
-__all__ = ['SPLITS', 'ml100k_path', 'load_ratings', 'load_users', 'genre_names', 'load_movies', 'load_split', 'validate_ratings',
-           'synthetic_ratings', 'read_ratings_csv', 'ratings_summary', 'collab_dls']
+__all__ = ['SPLITS', 'ml100k_path', 'load_ratings', 'load_users', 'genre_names', 'load_movies', 'load_split', 'rating_bounds',
+           'validate_ratings', 'synthetic_ratings', 'read_ratings_csv', 'ratings_summary', 'collab_dls']
 
 # %% ../nbs/00_data.ipynb #2609dc98
 _ML100K_FILES = ('u.data', 'u.item', 'u.user', 'u.genre')
@@ -23,7 +21,7 @@ _ML100K_FILES = ('u.data', 'u.item', 'u.user', 'u.genre')
 def _check_folder(path:Path) -> Path:
     "Raise `FileNotFoundError` naming the first MovieLens file missing from `path`."
     for f in _ML100K_FILES:
-        if not (path/f).exists(): raise FileNotFoundError(
+        if not (path/f).exists(): raise MissingFileError(
             f"MovieLens 100k folder {path} has no {f}: point path (--path on the command line) at a folder unpacked from ml-100k.zip")
     return path
 
@@ -36,7 +34,7 @@ def _untar_ml100k() -> Path:
     except Exception as e:
         for o in leftovers: o.unlink(missing_ok=True)  # never leave a half-downloaded archive (or its lock) behind
         data = URLs.path(URLs.ML_100k, c_key='data').with_suffix('')
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"MovieLens 100k is not at {data} and could not be downloaded from {URLs.ML_100k} "
             f"({type(e).__name__}: {e}). Offline, point FASTAI_HOME at a folder whose data/ml-100k holds the "
             f"unpacked files (see README), or pass path= that folder.") from e
@@ -92,24 +90,36 @@ def load_split(name:str, # one of `SPLITS`
                path:str|Path|None=None # MovieLens 100k folder; `None`: `untar_data(URLs.ML_100k)`
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "The canonical `(train, test)` split `name`, with the columns of `load_ratings`."
-    if name not in SPLITS: raise ValueError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
+    if name not in SPLITS: raise BadValueError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
     path = ml100k_path(path)
     return tuple(_with_titles(_read_ratings_file(path/f'{name}.{o}'), path) for o in ('base', 'test'))
 
 # %% ../nbs/00_data.ipynb #3f742e5c
+def rating_bounds(r:pd.Series) -> tuple[float, float]:
+    "The range a rating must lie in: the median of `r` plus or minus ten times its scale (see below)."
+    med = float(np.median(r))
+    spread = float(np.quantile(r, 0.99, method='lower') - np.quantile(r, 0.01, method='higher'))  # ignores one extreme each side
+    scale = max(spread, abs(med), 1.0)
+    return med - 10 * scale, med + 10 * scale
+
 def validate_ratings(df:pd.DataFrame, user_name:str='user', item_name:str='title', rating_name:str='rating'
                     ) -> pd.DataFrame:
-    "Return `df` if it is a usable ratings table, else raise `ValueError` naming the problem."
+    "Return `df` if it is a usable ratings table, else raise `BadValueError` naming the problem."
     missing = [c for c in (user_name, item_name, rating_name) if c not in df.columns]
-    if missing: raise ValueError(f"ratings table has no column {', '.join(map(repr, missing))} "
-                                 f"(columns: {', '.join(map(str, df.columns))})")
-    if len(df) == 0: raise ValueError("ratings table is empty")
+    if missing: raise BadValueError(f"ratings table has no column {', '.join(map(repr, missing))} "
+                                    f"(columns: {', '.join(map(str, df.columns))})")
+    if len(df) == 0: raise BadValueError("ratings table is empty")
     r = pd.to_numeric(df[rating_name], errors='coerce')
     bad = df.index[r.isna() | ~np.isfinite(r.astype(float))]
-    if len(bad): raise ValueError(f"column {rating_name!r} has {len(bad)} value(s) that are not finite numbers, "
-                                  f"first {df.loc[bad[0], rating_name]!r} at row {bad[0]}")
+    if len(bad): raise BadValueError(f"column {rating_name!r} has {len(bad)} value(s) that are not finite numbers, "
+                                     f"first {plain(df.loc[bad[0], rating_name])!r} at row {bad[0]}")
+    lo, hi = rating_bounds(r)
+    far = df.index[(r < lo) | (r > hi)]
+    if len(far): raise BadValueError(
+        f"column {rating_name!r} has {len(far)} value(s) far outside the rest, first {plain(df.loc[far[0], rating_name])!r} "
+        f"at row {far[0]}: a rating must lie within ten times the ratings' scale of their median ({lo:g} to {hi:g} here)")
     for c in (user_name, item_name):
-        if df[c].isna().any(): raise ValueError(f"column {c!r} has {df[c].isna().sum()} missing value(s)")
+        if df[c].isna().any(): raise BadValueError(f"column {c!r} has {df[c].isna().sum()} missing value(s)")
     return df
 
 # %% ../nbs/00_data.ipynb #aa5a7be8
@@ -131,15 +141,16 @@ def synthetic_ratings(n_users:int=100, n_items:int=50, n_ratings:int=2000, n_fac
     return df
 
 # %% ../nbs/00_data.ipynb #2b773eee
-def read_ratings_csv(path:str|Path) -> pd.DataFrame:
-    "Read a ratings CSV (with a header); `FileNotFoundError` or `ValueError` naming the file if it cannot."
+def read_ratings_csv(path:str|Path, what:str='ratings' # what the file holds, for the messages ('items'...)
+                    ) -> pd.DataFrame:
+    "Read a ratings CSV (with a header); `MissingFileError` or `BadFileError` naming the file if it cannot."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no ratings file at {path}")
+    if not path.is_file(): raise MissingFileError(f"no {what} file at {path}")
     try: df = pd.read_csv(path)
-    except pd.errors.EmptyDataError: raise ValueError(f"ratings file {path} is empty") from None
+    except pd.errors.EmptyDataError: raise BadFileError(f"{what} file {path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise ValueError(f"ratings file {path} is not a readable CSV: {str(e).strip().splitlines()[-1]}") from None
-    if len(df) == 0: raise ValueError(f"ratings file {path} has a header but no rows")
+        raise BadFileError(f"{what} file {path} is not a readable CSV: {str(e).strip().splitlines()[-1]}") from None
+    if len(df) == 0: raise BadFileError(f"{what} file {path} has a header but no rows")
     return df
 
 # %% ../nbs/00_data.ipynb #3d8e5797

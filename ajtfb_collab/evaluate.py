@@ -6,16 +6,17 @@
 from __future__ import annotations
 import importlib.util, time
 from functools import partial
+from .core import BadValueError, MissingPackageError, TrainRecipe, random_split
 import numpy as np, pandas as pd
 from fastai.torch_core import set_seed
-from fastai.collab import collab_learner
-from .data import load_split, collab_dls, ml100k_path, SPLITS
-from .fast import random_split, fast_collab_dls, fast_collab_learner, fast_fit, FAST_LR
+from .data import load_split, ml100k_path, SPLITS
+from .chapter import BOOK, STOCK
+from .fast import FAST
 from .inference import predict_ratings
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'EVAL_RECIPE', 'rmse', 'fit_predict', 'score_folds', 'evaluate_folds', 'summary_line', 'tune',
-           'surprise_folds', 'book_predict', 'book_folds', 'comparison']
+__all__ = ['PUBLISHED', 'FAST_EVAL', 'EVAL_RECIPE', 'rmse', 'fit_fast', 'fit_predict', 'score_folds', 'evaluate_folds',
+           'summary_line', 'tune', 'surprise_folds', 'book_predict', 'book_folds', 'comparison']
 
 # %% ../nbs/08_evaluate.ipynb #01a0a51a
 PUBLISHED = pd.DataFrame([
@@ -32,18 +33,23 @@ def rmse(pred:np.ndarray, targ:np.ndarray, clip:tuple|None=(1, 5)) -> float:
     if clip is not None: pred = np.clip(pred, *clip)
     return float(np.sqrt(np.mean((pred - np.asarray(targ, dtype=np.float64)) ** 2)))
 
-EVAL_RECIPE = dict(n_members=5, n_factors=50, lam=0.1, epochs=10, lr=FAST_LR)  # chosen on u1.base below
+FAST_EVAL = FAST.but(name='fast x5', n_members=5, epochs=10)  # chosen on u1.base below
+EVAL_RECIPE = dict(FAST_EVAL.learner_kwargs, epochs=FAST_EVAL.epochs, lr=FAST_EVAL.lr)  # the same, as plain settings
+
+def fit_fast(train:pd.DataFrame, # a ratings table with `user`, `title`, `rating`
+             recipe:TrainRecipe=FAST_EVAL, seed:int=0,
+             **kwargs # changes to the recipe: `n_members`, `n_factors`, `lam`, `epochs`, `lr`
+            ):
+    "Fit `recipe` on all of `train` (no validation set): the trained `Learner`."
+    recipe = recipe.but(**kwargs)
+    set_seed(seed)
+    learn = recipe.learner(recipe.dls(train, valid_pct=0, seed=seed))
+    return recipe.fit(learn, progress=False)
 
 def fit_predict(train:pd.DataFrame, test:pd.DataFrame, # ratings tables with `user`, `title`, `rating`
-                n_members:int=EVAL_RECIPE['n_members'], n_factors:int=EVAL_RECIPE['n_factors'],
-                lam:float=EVAL_RECIPE['lam'], epochs:int=EVAL_RECIPE['epochs'], lr:float=EVAL_RECIPE['lr'],
-                seed:int=0) -> np.ndarray:
-    "Fit the fast recipe on all of `train` (no validation set) and predict every row of `test`."
-    set_seed(seed)
-    dls = fast_collab_dls(train, valid_pct=0, seed=seed)
-    learn = fast_collab_learner(dls, n_factors=n_factors, n_members=n_members, lam=lam)
-    with learn.no_bar(), learn.no_logging(): fast_fit(learn, epochs, lr)
-    return predict_ratings(learn, test, on_unknown='fallback')
+                recipe:TrainRecipe=FAST_EVAL, seed:int=0, **kwargs) -> np.ndarray:
+    "Fit `recipe` on all of `train` (`fit_fast`) and predict every row of `test`, unknown titles from what is known."
+    return predict_ratings(fit_fast(train, recipe, seed, **kwargs), test, on_unknown='fallback')
 
 def _fold_table(rows:list[dict]) -> pd.DataFrame:
     "One row per fold (`rows` hold a `fold` key) and their `mean`."
@@ -54,7 +60,7 @@ def _fold_table(rows:list[dict]) -> pd.DataFrame:
 def _check_folds(folds) -> list[str]:
     folds = [f.strip() for f in folds.split(',')] if isinstance(folds, str) else list(folds)
     bad = [f for f in folds if f not in SPLITS[:5]]
-    if bad or not folds: raise ValueError(f"unknown fold(s) {', '.join(map(repr, bad)) or '(none given)'}: expected some of {','.join(SPLITS[:5])}")
+    if bad or not folds: raise BadValueError(f"unknown fold(s) {', '.join(map(repr, bad)) or '(none given)'}: expected some of {','.join(SPLITS[:5])}")
     return folds
 
 def score_folds(predict, # `predict(train, test)` -> a prediction for each row of `test`
@@ -72,7 +78,7 @@ def score_folds(predict, # `predict(train, test)` -> a prediction for each row o
 
 def evaluate_folds(folds='u1,u2,u3,u4,u5', # fold names, as a list or comma-separated
                    path=None, # MovieLens 100k folder; `None`: `untar_data(URLs.ML_100k)`
-                   progress:bool=True, **recipe # passed to `fit_predict`
+                   progress:bool=True, **recipe # passed to `fit_predict`: `recipe=`, or changes to `FAST_EVAL`
                   ) -> pd.DataFrame:
     "RMSE (clipped to [1, 5]) of the fast recipe on each canonical fold: one row per fold and a `mean` row."
     return score_folds(partial(fit_predict, **recipe), folds, path, progress)
@@ -100,9 +106,9 @@ def surprise_folds(algo:str='SVD', # 'SVD' or 'SVDpp'
                    folds='u1,u2,u3,u4,u5', path=None, seed:int=0) -> pd.DataFrame:
     "RMSE of Surprise's `algo` (its defaults) on each canonical fold and the mean; needs `scikit-surprise`."
     if importlib.util.find_spec('surprise') is None:
-        raise ModuleNotFoundError("scikit-surprise is not installed: pip install scikit-surprise")
+        raise MissingPackageError("scikit-surprise is not installed: pip install scikit-surprise")
     import surprise
-    if algo not in ('SVD', 'SVDpp'): raise ValueError(f"algo must be 'SVD' or 'SVDpp', not {algo!r}")
+    if algo not in ('SVD', 'SVDpp'): raise BadValueError(f"algo must be 'SVD' or 'SVDpp', not {algo!r}")
     path, rows = ml100k_path(path), []
     for fold in _check_folds(folds):
         data = surprise.Dataset.load_from_folds([(str(path/f'{fold}.base'), str(path/f'{fold}.test'))],
@@ -117,12 +123,11 @@ def surprise_folds(algo:str='SVD', # 'SVD' or 'SVDpp'
 
 # %% ../nbs/08_evaluate.ipynb #679c5d60
 def book_predict(train:pd.DataFrame, test:pd.DataFrame, with_replacement:bool=True, seed:int=0) -> np.ndarray:
-    "The book's recipe fitted on `train` (less 1% that fastai needs as a validation set), predicting `test`."
+    "The book's recipe (`STOCK`, or `BOOK` without replacement) fitted on `train` less the 1% fastai needs to validate."
+    recipe = STOCK if with_replacement else BOOK
     set_seed(seed)
-    dls = collab_dls(train, valid_pct=0.01, with_replacement=with_replacement, seed=seed)
-    learn = collab_learner(dls, n_factors=50, y_range=(0, 5.5))
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(5, 5e-3, wd=0.1)
-    return predict_ratings(learn, test, on_unknown='fallback')
+    learn = recipe.learner(recipe.dls(train, valid_pct=0.01, seed=seed))
+    return predict_ratings(recipe.fit(learn, progress=False), test, on_unknown='fallback')
 
 def book_folds(folds='u1,u2,u3,u4,u5', path=None, with_replacement:bool=True, seed:int=0) -> pd.DataFrame:
     "RMSE (clipped) of the book's recipe on each canonical fold and the mean."

@@ -4,40 +4,25 @@
 
 # %% ../nbs/07_fast.ipynb #04247d2f
 from __future__ import annotations
-import json, math, resource, subprocess, sys, time
+import math
 from functools import partial
+from .core import BadValueError, TrainRecipe, random_split, encode
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.foundation import L
+from fastcore.meta import delegates
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.callback.core import Callback, event
 from fastai.callback.schedule import fit_one_cycle, lr_find  # noqa: F401 (patches Learner)
-from fastai.collab import CollabDataLoaders, collab_learner
-from fastai.layers import sigmoid_range
 from fastai.metrics import mse
 from fastai.optimizer import Adam, OptimWrapper
-from fastai.torch_core import default_device, set_seed
-from .data import load_ratings, collab_dls, synthetic_ratings
-from .chapter import seed_all
+from fastai.torch_core import default_device
+from .models import FastDotBias
 
 # %% auto #0
-__all__ = ['FAST_EPOCHS', 'FAST_LR', 'SPARSE_ABOVE', 'random_split', 'encode', 'SliceDL', 'fast_collab_dls', 'FastDotBias',
-           'member_mse', 'FactorL2', 'FastLearner', 'fast_collab_learner', 'fast_fit', 'bench_fit', 'run_bench',
-           'bench_line', 'pareto', 'scale_bench']
-
-# %% ../nbs/07_fast.ipynb #5d14c944
-def random_split(n:int, valid_pct:float=0.2, seed:int=42) -> tuple[np.ndarray, np.ndarray]:
-    "Train and valid row indices exactly as fastai's `RandomSplitter(valid_pct, seed)` makes them."
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-    cut = int(valid_pct * n)
-    return perm[cut:], perm[:cut]
-
-def encode(values:pd.Series, classes:list|None=None) -> tuple[np.ndarray, list]:
-    "Indices of `values` in `classes` (`#na#` first, then the sorted values when `classes` is None); 0 if unknown."
-    if classes is None: classes = ['#na#'] + sorted(pd.unique(values).tolist())
-    codes = pd.Index(classes[1:]).get_indexer(values).astype(np.int64) + 1  # unknown: -1 + 1 = 0
-    return codes, classes
+__all__ = ['FAST_EPOCHS', 'FAST_LR', 'SPARSE_ABOVE', 'FAST', 'SliceDL', 'auto_bs', 'fast_collab_dls', 'member_mse', 'FactorL2',
+           'FastLearner', 'fast_collab_learner', 'fast_fit']
 
 # %% ../nbs/07_fast.ipynb #45cab962
 class SliceDL:
@@ -76,12 +61,16 @@ def _xy(df:pd.DataFrame, names:tuple, classes:dict) -> tuple[torch.Tensor, torch
     codes = [encode(df[c], classes[c])[0] for c in (user_name, item_name)]
     return torch.from_numpy(np.stack(codes, 1)), torch.tensor(df[rating_name].to_numpy(), dtype=torch.float32)
 
+def auto_bs(n_train:int, steps:int=50) -> int:
+    "1,024, or for a small table the power of two (at least 64) that makes about `steps` batches an epoch."
+    return int(min(1024, max(64, 2 ** math.floor(math.log2(max(n_train, 1) / steps)))))
+
 def fast_collab_dls(ratings:pd.DataFrame, # a ratings table, for example `load_ratings()`
                     valid:pd.DataFrame|None=None, # a validation table; `None`: a random `valid_pct` of `ratings`
                     user_name:str|None=None, # column of users; `None`: the first column
                     item_name:str|None='title', # column of items; `None`: the second column
                     rating_name:str|None=None, # column of ratings; `None`: the third column
-                    bs:int=1024, # batch size for training (validation uses 4x)
+                    bs:int|None=None, # batch size for training (validation uses 4x); `None`: `auto_bs`
                     valid_pct:float=0.2, # share held out when `valid` is `None` (0: no validation)
                     seed:int=42, # seed of the split (fastai's `RandomSplitter`) and of the shuffling
                     device=None # `None`: the GPU when there is one
@@ -90,46 +79,22 @@ def fast_collab_dls(ratings:pd.DataFrame, # a ratings table, for example `load_r
     cols = list(ratings.columns)
     names = (user_name or cols[0], item_name or cols[1], rating_name or cols[2])
     for c in names:
-        if c not in ratings.columns: raise ValueError(f"no column {c!r} (columns: {', '.join(map(str, cols))})")
-    if not 0 <= valid_pct < 1: raise ValueError(f"valid_pct must be in [0, 1), not {valid_pct}")
+        if c not in ratings.columns: raise BadValueError(f"no column {c!r} (columns: {', '.join(map(str, cols))})")
+    if not 0 <= valid_pct < 1: raise BadValueError(f"valid_pct must be in [0, 1), not {valid_pct}")
     if valid is None:
         trn_idx, val_idx = random_split(len(ratings), valid_pct, seed)
         train, valid = ratings.iloc[trn_idx], ratings.iloc[val_idx]
     else: train = ratings
-    if len(train) == 0: raise ValueError("no training ratings")
+    if len(train) == 0: raise BadValueError("no training ratings")
     classes = {c: encode(train[c])[1] for c in names[:2]}
-    device = device or default_device()
+    device, bs = device or default_device(), bs or auto_bs(len(train))
     trn = SliceDL(*_xy(train, names, classes), bs=bs, shuffle=True, device=device, seed=seed)
     val = SliceDL(*_xy(valid, names, classes), bs=bs * 4, device=device)
     dls = DataLoaders(trn, val, device=device)
-    dls.n_inp, dls.classes = 1, classes
+    dls.n_inp, dls.classes, dls.rating_name = 1, classes, names[2]
     return dls
 
 # %% ../nbs/07_fast.ipynb #2610ce7b
-class FastDotBias(nn.Module):
-    "`n_members` dot-product models with biases in shared tables; training: `(bs, n_members)`, evaluation: their mean."
-    def __init__(self, n_users:int, n_items:int, n_factors:int=50, y_range:tuple|None=(0., 5.5), n_members:int=1,
-                 sparse:bool=False): # sparse gradients: only the rows of the batch (needs a sparse optimizer)
-        super().__init__()
-        self.n_factors, self.n_members, self.y_range = n_factors, n_members, y_range
-        emb = partial(nn.Embedding, sparse=sparse)
-        self.u_weight = emb(n_users, n_factors * n_members)  # member m: columns m*k .. (m+1)*k
-        self.i_weight = emb(n_items, n_factors * n_members)
-        self.u_bias, self.i_bias = emb(n_users, n_members), emb(n_items, n_members)
-        for e in (self.u_weight, self.i_weight): nn.init.normal_(e.weight, 0, 0.01)  # fastai's trunc_normal_ scale
-        for e in (self.u_bias, self.i_bias): nn.init.zeros_(e.weight)
-        self.factor_sq = torch.zeros(())
-
-    def forward(self, x:torch.Tensor) -> torch.Tensor:  # x: (bs, 2)
-        users, items = self.u_weight(x[:, 0]), self.i_weight(x[:, 1])        # (bs, m*k)
-        dot = (users * items).view(len(x), self.n_members, self.n_factors).sum(-1)  # (bs, m)
-        res = dot + self.u_bias(x[:, 0]) + self.i_bias(x[:, 1])               # (bs, m)
-        if self.y_range is not None: res = sigmoid_range(res, *self.y_range)
-        if self.training:  # mean over the batch of |p_u|^2 + |q_i|^2, averaged over the members
-            self.factor_sq = ((users ** 2).sum() + (items ** 2).sum()) / (len(x) * self.n_members)
-            return res
-        return res.mean(-1)
-
 def member_mse(pred:torch.Tensor, targ:torch.Tensor) -> torch.Tensor:
     "MSE of `pred` `(bs,)` or of each member's `(bs, n_members)` against `targ` `(bs,)`, averaged."
     return ((pred - targ.view(-1, *[1] * (pred.ndim - 1))) ** 2).mean()  # targ (bs,) or (bs, 1) for members
@@ -159,8 +124,9 @@ class FastLearner(Learner):
 
 # %% ../nbs/07_fast.ipynb #dc720f35
 FAST_EPOCHS, FAST_LR = 7, 1e-2
-SPARSE_ABOVE = 4_000_000  # embedding weights above which `fast_collab_learner` uses sparse gradients (see Scale)
+SPARSE_ABOVE = 4_000_000  # embedding weights above which `fast_collab_learner` uses sparse gradients (see the bench notebook)
 
+@delegates(Learner.__init__)
 def fast_collab_learner(dls:DataLoaders, # from `fast_collab_dls`
                         n_factors:int=50, # latent factors per user and per item (per member)
                         y_range:tuple|None=(0., 5.5), # `sigmoid_range` of the output, as in the book
@@ -170,7 +136,7 @@ def fast_collab_learner(dls:DataLoaders, # from `fast_collab_dls`
                         **kwargs # passed to `Learner` (cbs, metrics, opt_func, path...)
                        ) -> Learner:
     "A `Learner` with a `FastDotBias` model for `dls`, trained with MSE and the per-rating L2 penalty."
-    if n_members < 1 or n_factors < 1: raise ValueError(f"n_members and n_factors must be >= 1, not {n_members}, {n_factors}")
+    if n_members < 1 or n_factors < 1: raise BadValueError(f"n_members and n_factors must be >= 1, not {n_members}, {n_factors}")
     n_users, n_items = [len(c) for c in dls.classes.values()]
     if sparse is None: sparse = (n_users + n_items) * n_factors * n_members > SPARSE_ABOVE
     model = FastDotBias(n_users, n_items, n_factors, y_range, n_members, sparse=sparse)
@@ -179,8 +145,8 @@ def fast_collab_learner(dls:DataLoaders, # from `fast_collab_dls`
     # updates only the rows a batch used and has no weight decay to set (wd=None)
     opt = (dict(opt_func=partial(OptimWrapper, opt=partial(torch.optim.SparseAdam, betas=(0.9, 0.99), eps=1e-5)), wd=None)
            if sparse else dict(opt_func=Adam, wd=0.))
-    kwargs = dict(dict(metrics=mse, **opt), **kwargs)
-    learn = FastLearner(dls, model, loss_func=member_mse, cbs=cbs, **kwargs)
+    kwargs = dict(dict(loss_func=member_mse, metrics=mse, **opt), **kwargs)  # what the caller passes wins
+    learn = FastLearner(dls, model, cbs=cbs, **kwargs)
     learn.train_mean = float(dls.train.y.float().mean())  # for `predict_ratings`' fallback
     return learn
 
@@ -189,96 +155,5 @@ def fast_fit(learn:Learner, epochs:int=FAST_EPOCHS, lr:float=FAST_LR, **kwargs):
     learn.fit_one_cycle(epochs, lr, **kwargs)
     return learn
 
-# %% ../nbs/07_fast.ipynb #34c2cb25
-def bench_fit(kind:str, # 'stock', 'chapter' or 'fast'
-              ratings:pd.DataFrame, seed:int=0, # seed of the model's initialisation and of the shuffling
-              n_members:int=1 # for 'fast'
-             ) -> dict:
-    "Build and fit one recipe on the seed-42 split; valid MSE and seconds (fit alone, and set-up)."
-    start = time.perf_counter()
-    if kind == 'fast':
-        dls = fast_collab_dls(ratings)  # the seed-42 split
-        dls.train.rng.manual_seed(seed)
-        set_seed(seed); learn = fast_collab_learner(dls, n_members=n_members)
-        fit = partial(fast_fit, learn)
-    elif kind in ('stock', 'chapter'):
-        dls = (CollabDataLoaders.from_df(ratings, item_name='title', bs=64, valid_pct=0.2, seed=42) if kind == 'stock'
-               else collab_dls(ratings))
-        seed_all(dls, seed); learn = collab_learner(dls, n_factors=50, y_range=(0, 5.5))
-        fit = partial(learn.fit_one_cycle, 5, 5e-3, wd=0.1)
-    else: raise ValueError(f"unknown recipe {kind!r}: expected 'stock', 'chapter' or 'fast'")
-    setup = time.perf_counter() - start
-    with learn.no_bar(), learn.no_logging():
-        start = time.perf_counter(); fit(); seconds = time.perf_counter() - start
-    name = kind if kind != 'fast' or n_members == 1 else f'fast x{n_members}'
-    return dict(recipe=name, valid_mse=float(learn.recorder.values[-1][1]), seconds=seconds, setup_s=setup)
-
-def _kv_line(row:dict, fmt:str='.4f') -> str:
-    "`row` as `key=value` pairs, floats formatted with `fmt`: the progress lines of the benchmarks."
-    return ' '.join(f'{k}={v:{fmt}}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items())
-
-def run_bench(ratings:pd.DataFrame|None=None, runs:int=3, # fits of each recipe, alternating
-              kinds:tuple=('stock', 'fast'), members:tuple=(), # extra 'fast' fits with these `n_members`
-              progress:bool=True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Every fit (one row each) and the medians per recipe."
-    if runs < 1: raise ValueError(f"runs must be >= 1, not {runs}")
-    ratings = load_ratings() if ratings is None else ratings
-    plan = [(k, 1) for k in kinds] + [('fast', m) for m in members]
-    rows = []
-    for r in range(runs):
-        for kind, m in plan:
-            rows.append(dict(run=r, **bench_fit(kind, ratings, seed=r, n_members=m)))
-            if progress: print(_kv_line(rows[-1]), flush=True)
-    runs_df = pd.DataFrame(rows)
-    return runs_df, runs_df.groupby('recipe', sort=False)[['valid_mse', 'seconds', 'setup_s']].median()
-
-def bench_line(medians:pd.DataFrame, ours:str='fast', stock:str='stock') -> str:
-    "The summary line: `speedup=.. ours_mse=.. stock_mse=.. ours_s=.. stock_s=..` (medians, fit time)."
-    o, s = medians.loc[ours], medians.loc[stock]
-    return (f"speedup={s.seconds / o.seconds:.1f} ours_mse={o.valid_mse:.4f} stock_mse={s.valid_mse:.4f} "
-            f"ours_s={o.seconds:.2f} stock_s={s.seconds:.2f}")
-
-# %% ../nbs/07_fast.ipynb #55ffb691
-def pareto(table:pd.DataFrame, x:str='seconds', y:str='valid_mse') -> pd.Series:
-    "Which rows of `table` no other row beats on both `x` and `y` (lower is better for both)."
-    vals = table[[x, y]].to_numpy()
-    dominated = [((vals <= v).all(1) & (vals < v).any(1)).any() for v in vals]
-    return pd.Series(~np.array(dominated), index=table.index)
-
-# %% ../nbs/07_fast.ipynb #275e71c2
-def _peak_rss_mb() -> float:
-    "Peak resident memory of this process in MB: Linux's `VmHWM` (it starts afresh at `exec`, unlike `ru_maxrss`)."
-    try:
-        for line in open('/proc/self/status'):
-            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
-    except OSError: pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != 'darwin' else 2**20)
-
-def _scale_run(n_ratings:int, bs:int=1024, seed:int=0, sparse:bool|None=None) -> dict:
-    "One epoch of the fast recipe on `n_ratings` synthetic ratings (50 per user, 250 per item on average)."
-    start = time.perf_counter()
-    df = synthetic_ratings(n_users=max(n_ratings // 50, 10), n_items=max(n_ratings // 250, 10),
-                           n_ratings=n_ratings, n_factors=10, seed=seed, titles=False)
-    dls = fast_collab_dls(df, item_name='movie', bs=bs, seed=seed)
-    make = time.perf_counter() - start
-    set_seed(seed); learn = fast_collab_learner(dls, sparse=sparse)
-    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
-    with learn.no_bar(), learn.no_logging():
-        start = time.perf_counter(); learn.fit_one_cycle(1, FAST_LR); epoch = time.perf_counter() - start
-    gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float('nan')
-    return dict(ratings=n_ratings, sparse=learn.model.u_weight.sparse,
-                users=len(dls.classes['user']) - 1, items=len(dls.classes['movie']) - 1,
-                data_s=make, epoch_s=epoch, steps=len(dls.train), ms_per_step=1000 * epoch / len(dls.train),
-                valid_mse=float(learn.recorder.values[-1][1]), rating_var=float(df.rating.var()),
-                peak_rss_mb=_peak_rss_mb(), peak_gpu_mb=gpu)
-
-def scale_bench(sizes:tuple=(1_000_000, 10_000_000), progress:bool=True) -> pd.DataFrame:
-    "`_scale_run` for each size, each in its own Python process."
-    rows = []
-    for n in sizes:
-        code = f"import json; from ajtfb_collab.fast import _scale_run; print(json.dumps(_scale_run({int(n)})))"
-        res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-        if res.returncode: raise RuntimeError(f"scale run at {n:,} ratings failed:\n{res.stderr[-2000:]}")
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        if progress: print(_kv_line(rows[-1], '.4g'), flush=True)
-    return pd.DataFrame(rows).set_index('ratings')
+FAST = TrainRecipe('fast', fast_collab_dls, fast_collab_learner, epochs=FAST_EPOCHS, lr=FAST_LR,
+                   learner_kwargs=dict(n_factors=50, lam=0.1, n_members=1))  # batches: `auto_bs` (1,024 here)

@@ -7,55 +7,30 @@ from __future__ import annotations
 import os, tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from .core import (BadValueError, BadFileError, MissingFileError, UnknownNameError, Vocab, vocab, columns,
+                               to_codes, as_vocab_type, unknown_name, squash, plain)
 import numpy as np, pandas as pd, torch
 from torch import nn
-from fastai.collab import EmbeddingDotBias, EmbeddingNN
-from fastai.layers import sigmoid_range, SigmoidRange
-from .models import DotProduct, DotProductBias, ParamDotProductBias, CollabNN
-from .fast import FastDotBias, encode
-from .interpret import vocab
+from .models import ModelKind, model_kind, build_model
 
 # %% auto #0
-__all__ = ['FORMAT', 'train_mean', 'predict_ratings', 'recommend', 'model_spec', 'build_model', 'CollabModel', 'save_model',
-           'load_model']
-
-# %% ../nbs/04_inference.ipynb #e4369d3f
-def _run(model:nn.Module, users:np.ndarray, items:np.ndarray, bs:int=16384) -> np.ndarray:
-    "Predictions of `model` for index arrays `users`, `items` (same length), in evaluation mode."
-    was_training, dev = model.training, next(model.parameters()).device
-    model.eval()
-    x = torch.stack([torch.as_tensor(users), torch.as_tensor(items)], dim=1).long()  # (n, 2)
-    with torch.no_grad(): out = [model(b.to(dev)).reshape(-1).float().cpu() for b in x.split(bs)]
-    model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
-
-def _encode(values, classes) -> np.ndarray:
-    "Indices of `values` in `classes`; 0 (`#na#`) for values the model never saw."
-    return encode(values, list(classes))[0]
+__all__ = ['FORMAT', 'train_mean', 'predict_ratings', 'recommend', 'model_spec', 'CollabModel', 'save_model', 'load_model']
 
 # %% ../nbs/04_inference.ipynb #a327a3cd
-def _dot_bias_parts(model):
-    "`(user_bias, item_bias)` `(n,)` tensors of a dot-product model with biases, else `None`."
-    if isinstance(model, EmbeddingDotBias): return model.u_bias.weight[:, 0], model.i_bias.weight[:, 0]
-    if isinstance(model, DotProductBias): return model.user_bias.weight[:, 0], model.item_bias.weight[:, 0]
-    if isinstance(model, ParamDotProductBias): return model.user_bias, model.item_bias
-    return None
+def _bias_fallback(kind:ModelKind, ui:np.ndarray, ii:np.ndarray) -> np.ndarray:
+    "Predictions with a zero factor vector and the mean bias on the unknown side (index 0), per member, averaged."
+    ub, ib = kind.user_bias()[1:], kind.item_bias()[1:]  # (n_users - 1, m), (n_items - 1, m)
+    u = torch.where(torch.as_tensor(ui)[:, None] > 0, ub[np.maximum(ui, 1) - 1], ub.mean(0))  # (n, m)
+    i = torch.where(torch.as_tensor(ii)[:, None] > 0, ib[np.maximum(ii, 1) - 1], ib.mean(0))  # (n, m)
+    return squash(u + i, kind.y_range).mean(-1).numpy()
 
-def _bias_fallback(model, ui:np.ndarray, ii:np.ndarray) -> np.ndarray:
-    "Predictions with a zero factor vector and the mean bias on the unknown side (index 0)."
-    ub, ib = [b.detach().float().cpu()[1:] for b in _dot_bias_parts(model)]
-    u = torch.where(torch.as_tensor(ui) > 0, ub[np.maximum(ui, 1) - 1], ub.mean())
-    i = torch.where(torch.as_tensor(ii) > 0, ib[np.maximum(ii, 1) - 1], ib.mean())
-    y_range = getattr(model, 'y_range', None)
-    return (u + i if y_range is None else sigmoid_range(u + i, *y_range)).numpy()
-
-def _mean_fallback(model, ui:np.ndarray, ii:np.ndarray, n_users:int, n_items:int) -> np.ndarray:
+def _mean_fallback(kind:ModelKind, ui:np.ndarray, ii:np.ndarray, n_users:int, n_items:int) -> np.ndarray:
     "The mean prediction over all known users (unknown user) or all known items (unknown item)."
     out, new_u = np.empty(len(ui), dtype=np.float32), ui == 0
     for k in np.unique(ii[new_u]):  # a new user: the item's mean prediction over the known users
-        out[new_u & (ii == k)] = _run(model, np.arange(1, n_users), np.full(n_users - 1, k)).mean()
+        out[new_u & (ii == k)] = kind.predict(np.arange(1, n_users), np.full(n_users - 1, k)).mean()
     for k in np.unique(ui[~new_u]):  # a new item: the user's mean prediction over the known items
-        out[~new_u & (ui == k)] = _run(model, np.full(n_items - 1, k), np.arange(1, n_items)).mean()
+        out[~new_u & (ui == k)] = kind.predict(np.full(n_items - 1, k), np.arange(1, n_items)).mean()
     return out
 
 # %% ../nbs/04_inference.ipynb #698b3fc7
@@ -69,100 +44,68 @@ def train_mean(learn) -> float:
     return float(learn.train_mean) if hasattr(learn, 'train_mean') else float(np.mean(learn.dls.train_ds.ys.values))
 
 def predict_ratings(learn, df:pd.DataFrame, # rows of (user, item) to score
-                    user_name:str='user', item_name:str='title',
-                    on_unknown:str='raise' # 'raise': `KeyError` listing unknown users/items; 'fallback': see above
+                    user_name:str|None=None, item_name:str|None=None, # columns of `df`; `None`: the model's own
+                    on_unknown:str='raise' # 'raise': `UnknownNameError` listing unknown users/items; 'fallback': see above
                    ) -> np.ndarray:
     "Predicted rating for each row of `df`, from a `Learner` or a loaded model."
-    if on_unknown not in ('raise', 'fallback'): raise ValueError(f"on_unknown must be 'raise' or 'fallback', not {on_unknown!r}")
+    if on_unknown not in ('raise', 'fallback'): raise BadValueError(f"on_unknown must be 'raise' or 'fallback', not {on_unknown!r}")
+    (u_col, users), (i_col, items) = vocab(learn).items()
+    user_name, item_name = user_name or u_col, item_name or i_col
     for c in (user_name, item_name):
-        if c not in df.columns: raise ValueError(f"no column {c!r} (columns: {', '.join(map(str, df.columns))})")
-    users, items = list(vocab(learn).values())
-    ui, ii = _encode(df[user_name], users), _encode(df[item_name], items)
+        if c not in df.columns: raise BadValueError(f"no column {c!r} (columns: {', '.join(map(str, df.columns))})")
+    ui, ii = to_codes(df[user_name], users), to_codes(df[item_name], items)
     new_u, new_i = ui == 0, ii == 0
     if on_unknown == 'raise' and (new_u.any() or new_i.any()):
         parts = [_unknown_message(k, df.loc[m, c]) for k, m, c in (('user', new_u, user_name), ('item', new_i, item_name)) if m.any()]
-        raise KeyError('; '.join(parts) + ". Pass on_unknown='fallback' to predict from what is known")
-    model, known = learn.model, ~(new_u | new_i)
+        raise UnknownNameError('; '.join(parts) + ". Pass on_unknown='fallback' to predict from what is known")
+    kind, known = model_kind(learn.model), ~(new_u | new_i)
     out = np.full(len(df), train_mean(learn), dtype=np.float32)  # both unknown: the training mean
-    out[known] = _run(model, ui[known], ii[known])
+    out[known] = kind.predict(ui[known], ii[known])
     one = new_u ^ new_i  # exactly one side unknown
     if one.any():
-        out[one] = (_bias_fallback(model, ui[one], ii[one]) if _dot_bias_parts(model) is not None
-                    else _mean_fallback(model, ui[one], ii[one], len(users), len(items)))
+        out[one] = (_bias_fallback(kind, ui[one], ii[one]) if kind.item_bias() is not None
+                    else _mean_fallback(kind, ui[one], ii[one], len(users), len(items)))
     return out
 
 # %% ../nbs/04_inference.ipynb #1e9f5929
-def recommend(learn, user, # a user of the model's vocabulary
+def recommend(learn, user, # a user of the model's vocabulary (typed text is converted to its type)
               n:int=10, # how many items to return
               seen:pd.DataFrame|None=None, # ratings table: items this user rated in it are left out
               ) -> pd.DataFrame:
-    "The `n` items with the highest predicted rating for `user`, best first, as `title, prediction`."
+    "The `n` items with the highest predicted rating for `user`, best first: the model's item column and `prediction`."
     (user_name, users), (item_name, items) = vocab(learn).items()
-    ui = _encode([user], users)[0]
-    if ui == 0: raise KeyError(f"unknown user {user!r}")
-    preds = _run(learn.model, np.full(len(items) - 1, ui), np.arange(1, len(items)))  # (n_items - 1,)
-    recs = pd.DataFrame({'title': list(items)[1:], 'prediction': preds})
+    user = as_vocab_type([user], users)[0]
+    ui = to_codes([user], users)[0]
+    if ui == 0: raise unknown_name('user', user, [])
+    preds = model_kind(learn.model).predict(np.full(len(items) - 1, ui), np.arange(1, len(items)))  # (n_items - 1,)
+    recs = pd.DataFrame({item_name: list(items)[1:], 'prediction': preds})
     if seen is not None:
-        rated = seen.loc[seen[user_name] == user, item_name]
-        recs = recs[~recs.title.isin(rated)]
+        mine = np.array(as_vocab_type(seen[user_name], users), dtype=object) == user
+        recs = recs[~recs[item_name].isin(as_vocab_type(seen.loc[mine, item_name], items))]
     return recs.sort_values('prediction', ascending=False).head(n).reset_index(drop=True)
 
 # %% ../nbs/04_inference.ipynb #f4e6e4a4
 FORMAT = 'ajtfb_collab.model/1'
 
-def _y_range(yr): return None if yr is None else [float(yr[0]), float(yr[1])]
-
-def _nn_spec(model:EmbeddingNN) -> dict:
-    lins = [m for m in model.layers.modules() if isinstance(m, nn.Linear)]
-    n_bn = sum(isinstance(m, nn.BatchNorm1d) for m in model.layers.modules())
-    sr = [m for m in model.layers.modules() if isinstance(m, SigmoidRange)]
-    return dict(emb_szs=[list(e.weight.shape) for e in model.embeds], layers=[l.out_features for l in lins[:-1]],
-                use_bn=n_bn >= len(lins) - 1 > 0, bn_final=n_bn == len(lins),
-                y_range=_y_range((sr[0].low, sr[0].high)) if sr else None)
-
 def model_spec(model:nn.Module) -> dict:
-    "What rebuilds `model`: its class name and constructor arguments, as plain data."
-    k, shape = type(model).__name__, lambda p: list((p.weight if isinstance(p, nn.Module) else p).shape)
-    if isinstance(model, EmbeddingDotBias):
-        return dict(kind=k, n_factors=model.u_weight.embedding_dim, n_users=model.u_weight.num_embeddings,
-                    n_items=model.i_weight.num_embeddings, y_range=_y_range(model.y_range))
-    if isinstance(model, (DotProduct, DotProductBias, ParamDotProductBias)):
-        (n_users, n_factors), (n_items, _) = shape(model.user_factors), shape(model.item_factors)
-        return dict(kind=k, n_users=n_users, n_items=n_items, n_factors=n_factors, y_range=_y_range(model.y_range))
-    if isinstance(model, CollabNN):
-        return dict(kind=k, user_sz=shape(model.user_factors), item_sz=shape(model.item_factors),
-                    y_range=_y_range(model.y_range), n_act=model.layers[0].out_features)
-    if isinstance(model, EmbeddingNN): return dict(kind=k, **_nn_spec(model))
-    if isinstance(model, FastDotBias):
-        return dict(kind=k, n_users=model.u_bias.num_embeddings, n_items=model.i_bias.num_embeddings,
-                    n_factors=model.n_factors, n_members=model.n_members, y_range=_y_range(model.y_range))
-    raise TypeError(f"cannot save a {k}: save_model knows EmbeddingDotBias, EmbeddingNN and this library's models")
-
-_DOT_MODELS = {'DotProduct': DotProduct, 'DotProductBias': DotProductBias, 'ParamDotProductBias': ParamDotProductBias}
-
-def build_model(spec:dict) -> nn.Module:
-    "A freshly initialised model from `model_spec`'s description."
-    s, kind = spec, spec['kind']
-    yr = None if s.get('y_range') is None else tuple(s['y_range'])
-    if kind == 'EmbeddingDotBias': return EmbeddingDotBias(s['n_factors'], s['n_users'], s['n_items'], y_range=yr)
-    if kind in _DOT_MODELS: return _DOT_MODELS[kind](s['n_users'], s['n_items'], s['n_factors'], y_range=yr)
-    if kind == 'FastDotBias': return FastDotBias(s['n_users'], s['n_items'], s['n_factors'], yr, s['n_members'])
-    if kind == 'CollabNN': return CollabNN(tuple(s['user_sz']), tuple(s['item_sz']), y_range=yr, n_act=s['n_act'])
-    if kind == 'EmbeddingNN': return EmbeddingNN([tuple(e) for e in s['emb_szs']], layers=s['layers'], y_range=yr,
-                                                 use_bn=s['use_bn'], bn_final=s['bn_final'])
-    raise ValueError(f"unknown model kind {kind!r}")
+    "What rebuilds `model`: its class name and constructor arguments, as plain data (its `ModelKind`'s `spec`)."
+    return model_kind(model).spec()
 
 # %% ../nbs/04_inference.ipynb #0b6b342a
-@dataclass
+@dataclass(repr=False)
 class CollabModel:
     "A trained collab model without its data: what `load_model` returns, usable in place of a `Learner`."
     model: nn.Module
     classes: dict  # {user_name: [#na#, users...], item_name: [#na#, items...]}
     train_mean: float
+    rating_name: str = 'rating'  # the rating column of the data it was trained on
 
-def _plain(v):
-    "Vocabulary entries as plain Python values (numpy scalars are not allowed by `weights_only`)."
-    return v.item() if hasattr(v, 'item') else v
+    def __repr__(self):  # a summary: the vocabularies can hold tens of thousands of names
+        s, (user_name, item_name) = model_kind(self.model).summary(), list(self.classes)
+        members = f" x {s['members']} members" if s['members'] > 1 else ''
+        return (f"CollabModel({s['kind']}: {s['users']:,} {user_name} x {s['items']:,} {item_name}, "
+                f"{s['factors']} factors{members}, y_range={s['y_range']}, ratings in {self.rating_name!r}, "
+                f"train mean {self.train_mean:.3f})")
 
 # %% ../nbs/04_inference.ipynb #b5324b87
 def _atomic_save(obj, path:Path):
@@ -180,17 +123,11 @@ def save_model(learn, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = learn.model
-    payload = {'format': FORMAT, 'spec': model_spec(model), 'train_mean': train_mean(learn),
-               'classes': {k: [_plain(v) for v in vs] for k, vs in vocab(learn).items()},
+    payload = {'format': FORMAT, 'spec': model_spec(model), 'train_mean': train_mean(learn), 'rating_name': columns(learn)[2],
+               'classes': {k: [plain(v) for v in vs] for k, vs in vocab(learn).items()},
                'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     _atomic_save(payload, path)
     return path
-
-# %% ../nbs/04_inference.ipynb #b5d37c9e
-class _Vocab(list):
-    "A list of classes with fastai's `o2i` (class -> index) look-up."
-    @property
-    def o2i(self): return {v: i for i, v in enumerate(self)}
 
 # %% ../nbs/04_inference.ipynb #ac126b6f
 def _brief(e:Exception) -> str:
@@ -198,17 +135,18 @@ def _brief(e:Exception) -> str:
     return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
 
 def load_model(path) -> CollabModel:
-    "Load what `save_model` wrote; a file that is not one raises `ValueError` naming it. Never runs code."
+    "Load what `save_model` wrote; a file that is not one raises `BadFileError` naming it. Never runs code."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no model file at {path}")
+    if not path.is_file(): raise MissingFileError(f"no model file at {path}")
     try: p = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"{path} is not a readable model file ({_brief(e)})") from None
+    except Exception as e: raise BadFileError(f"{path} is not a readable model file ({_brief(e)})") from None
     if not isinstance(p, dict) or p.get('format') != FORMAT:
-        raise ValueError(f"{path} is not an ajtfb_collab model file (expected format {FORMAT!r})")
+        raise BadFileError(f"{path} is not an ajtfb_collab model file (expected format {FORMAT!r})")
     try:
         model = build_model(p['spec'])
         model.load_state_dict(p['state_dict'])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{path}: the weights do not fit the model it describes ({_brief(e)})") from None
+        raise BadFileError(f"{path}: the weights do not fit the model it describes ({_brief(e)})") from None
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
-    return CollabModel(model.to(dev).eval(), {k: _Vocab(v) for k, v in p['classes'].items()}, p['train_mean'])
+    return CollabModel(model.to(dev).eval(), {k: Vocab(v) for k, v in p['classes'].items()}, p['train_mean'],
+                       p.get('rating_name', 'rating'))

@@ -4,47 +4,38 @@
 
 # %% ../nbs/03_interpret.ipynb #9e2598d4
 from __future__ import annotations
-import difflib
+from .core import BadValueError, vocab, as_vocab_type, unknown_name
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from torch import nn
-from fastai.collab import EmbeddingDotBias, EmbeddingNN
-from .models import DotProduct, DotProductBias, ParamDotProductBias, CollabNN
+from .models import model_kind
 
 # %% auto #0
-__all__ = ['item_parts', 'vocab', 'item_biases', 'item_factors', 'plot_item_biases', 'pca', 'plot_item_pca', 'most_similar']
+__all__ = ['item_parts', 'item_biases', 'item_factors', 'plot_item_biases', 'pca', 'plot_item_pca', 'member_cosine',
+           'most_similar']
 
 # %% ../nbs/03_interpret.ipynb #3f552829
-def _weight(o) -> torch.Tensor: return (o.weight if isinstance(o, nn.Module) else o).detach().cpu()
-
 def item_parts(model:nn.Module) -> tuple[torch.Tensor, torch.Tensor|None]:
-    "Item factors `(n_items, n_factors)` and item biases `(n_items,)` (`None` if it has none) of a collab model."
-    if isinstance(model, EmbeddingDotBias): return _weight(model.i_weight), _weight(model.i_bias)[:, 0]
-    if isinstance(model, DotProductBias): return _weight(model.item_factors), _weight(model.item_bias)[:, 0]
-    if isinstance(model, ParamDotProductBias): return _weight(model.item_factors), _weight(model.item_bias)
-    if isinstance(model, (DotProduct, CollabNN)): return _weight(model.item_factors), None
-    if isinstance(model, EmbeddingNN): return _weight(model.embeds[1]), None
-    raise TypeError(f"{type(model).__name__} is not a collab model this library knows how to read")
+    "Item factors `(n_items, n_members * n_factors)` and biases `(n_items,)` (the members' mean; `None` if none)."
+    kind = model_kind(model)
+    bias = kind.item_bias()  # (n_items, n_members) or None
+    return kind.item_factors(), None if bias is None else bias.mean(1)
 
 # %% ../nbs/03_interpret.ipynb #4bb37bcf
-def vocab(learn) -> dict:
-    "`{user_name: users, item_name: items}` of a `Learner` (its `dls.classes`) or of a loaded model (`classes`)."
-    return getattr(learn, 'dls', learn).classes
-
-def _items(learn) -> list[str]:
+def _items(learn) -> list:
     "The item vocabulary of `learn`, `#na#` first."
     return list(list(vocab(learn).values())[1])
 
 def item_biases(learn) -> pd.Series:
     "The learned bias of each item, indexed by item (`#na#` left out)."
     factors, bias = item_parts(learn.model)
-    if bias is None: raise ValueError(
+    if bias is None: raise BadValueError(
         f"{type(learn.model).__name__} has no item biases: item_biases needs a dot-product model with biases "
-        "(EmbeddingDotBias from collab_learner, DotProductBias or ParamDotProductBias)")
+        "(EmbeddingDotBias from collab_learner, DotProductBias, ParamDotProductBias or FastDotBias)")
     return pd.Series(bias.numpy()[1:], index=_items(learn)[1:], name='bias')
 
 def item_factors(learn) -> pd.DataFrame:
-    "The learned factors of each item, one row per item (`#na#` left out), one column per factor."
+    "The learned factors of each item, one row per item (`#na#` left out), one column per factor (and member)."
     factors, _ = item_parts(learn.model)
     return pd.DataFrame(factors.numpy()[1:], index=_items(learn)[1:])
 
@@ -55,7 +46,7 @@ def plot_item_biases(learn, n:int=10, ax=None):
     b = pd.concat([b.head(n), b.tail(n)])
     if ax is None: ax = plt.subplots(figsize=(7, 0.3 * len(b) + 1))[1]
     ax.barh(range(len(b)), b.values, color=['tab:red'] * n + ['tab:green'] * n)
-    ax.set_yticks(range(len(b)), [t[:40] for t in b.index], fontsize=8)
+    ax.set_yticks(range(len(b)), [str(t)[:40] for t in b.index], fontsize=8)
     ax.axvline(0, color='grey', lw=0.8); ax.set_xlabel('learned item bias')
     ax.set_title(f'The {n} lowest and {n} highest item biases')
     return ax
@@ -69,32 +60,37 @@ def pca(x:torch.Tensor, k:int=3) -> torch.Tensor:
 
 def plot_item_pca(learn, ratings:pd.DataFrame, # ratings the model was trained on, to pick the most-rated items
                   n:int=50, # how many of the most-rated items to draw
-                  item_name:str='title', ax=None, comps=(0, 1)):
+                  item_name:str|None=None, # the item column of `ratings`; `None`: the model's
+                  ax=None, comps=(0, 1)):
     "The book's map: the `n` most-rated items placed by two principal components of their factors."
-    f = item_factors(learn)
+    f, item_name = item_factors(learn), item_name or list(vocab(learn))[1]
     p = pd.DataFrame(pca(torch.tensor(f.values), max(comps) + 1).numpy(), index=f.index)
     top = [t for t in ratings[item_name].value_counts().index if t in p.index][:n]
     if ax is None: ax = plt.subplots(figsize=(12, 12))[1]
     x, y = p.loc[top, comps[0]], p.loc[top, comps[1]]
     ax.scatter(x, y, s=10)
-    for t, a, b in zip(top, x, y): ax.text(a, b, t, fontsize=9, color=np.random.rand(3) * 0.7)
+    for t, a, b in zip(top, x, y): ax.text(a, b, str(t), fontsize=9, color=np.random.rand(3) * 0.7)
     ax.set_xlabel(f'principal component {comps[0]}'); ax.set_ylabel(f'principal component {comps[1]}')
     ax.set_title(f'The {n} most-rated movies, placed by their learned factors')
     return ax
 
 # %% ../nbs/03_interpret.ipynb #08804dbc
-def _unknown_item(title, items) -> KeyError:
-    close = difflib.get_close_matches(str(title), items, n=3)
-    return KeyError(f"unknown title {title!r}" + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ""))
+def member_cosine(factors:torch.Tensor, # item factors, members side by side: (n_items, n_members * n_factors)
+                  q:int, n_members:int=1) -> torch.Tensor:
+    "Cosine similarity of every item to item `q`, `(n_items,)`: each member's, averaged over the members."
+    f = factors.view(len(factors), n_members, -1)  # (n_items, n_members, n_factors)
+    return nn.functional.cosine_similarity(f, f[q][None], dim=-1).mean(1)
 
-def most_similar(learn, title:str, # an item of the model's vocabulary
+def most_similar(learn, title, # an item of the model's vocabulary (typed text is converted to its type)
                  n:int=5 # how many to return
                 ) -> pd.DataFrame:
     "The `n` items whose factors are most cosine-similar to `title`'s (the query left out), most similar first."
-    items = _items(learn)
-    if title not in items[1:]: raise _unknown_item(title, items[1:])
-    factors, _ = item_parts(learn.model)
-    sims = nn.functional.cosine_similarity(factors, factors[items.index(title)][None], dim=1)  # (n_items,)
-    sims[0] = sims[items.index(title)] = float('-inf')  # neither `#na#` nor the query itself
+    (item_name, items), kind = list(vocab(learn).items())[1], model_kind(learn.model)
+    items = list(items)
+    title = as_vocab_type([title], items)[0]
+    if title not in items[1:]: raise unknown_name(item_name, title, items[1:])
+    q = items.index(title)
+    sims = member_cosine(kind.item_factors(), q, kind.n_members)  # (n_items,)
+    sims[0] = sims[q] = float('-inf')  # neither `#na#` nor the query itself
     top = sims.argsort(descending=True)[:n]
-    return pd.DataFrame({'title': [items[j] for j in top], 'similarity': sims[top].numpy()})
+    return pd.DataFrame({item_name: [items[j] for j in top], 'similarity': sims[top].numpy()})

@@ -2,6 +2,7 @@
 import os
 from pathlib import Path
 import pytest
+import ajtfb_collab.core  # noqa: F401 (first: it silences two known library warnings, as every module does)
 
 GENRES = ['unknown', 'Action', 'Adventure', 'Animation', "Children's", 'Comedy', 'Crime', 'Documentary', 'Drama',
           'Fantasy', 'Film-Noir', 'Horror', 'Musical', 'Mystery', 'Romance', 'Sci-Fi', 'Thriller', 'War', 'Western']

@@ -71,7 +71,7 @@ def test_similar(trained):
     res = run('similar', str(d/'model'), 'Movie 2', '-n', '3')
     assert res.returncode == 0, res.stderr
     rows = res.stdout.strip().splitlines()
-    assert rows[0].split() == ['title', 'similarity'] and len(rows) == 4 and 'Movie 2 ' not in res.stdout
+    assert rows[0].split() == ['film', 'similarity'] and len(rows) == 4 and 'Movie 2 ' not in res.stdout  # the file's own column
 
 
 def _bad_files(d):
@@ -85,7 +85,7 @@ def _bad_files(d):
 
 @pytest.mark.parametrize('args,message', [
     (['recommend', '{model}', '--user', '424242'], "unknown user '424242'"),
-    (['similar', '{model}', 'No Such Film'], "unknown title 'No Such Film'"),
+    (['similar', '{model}', 'No Such Film'], "unknown film 'No Such Film'"),
     (['similar', '{d}/no_model_here', 'Movie 1'], 'no model folder'),
     (['recommend', '{d}', '--user', '1'], 'has no model.pth'),
     (['train', '--out', '{d}/new', '--ratings', '{d}/empty.csv'], 'empty.csv is empty'),
@@ -103,3 +103,109 @@ def test_bad_input_one_line_status_2_nothing_written(trained, tmp_path, args, me
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and 'Traceback' not in res.stderr and message in lines[0], res.stderr
     assert sorted(p.name for p in d.iterdir()) == before  # nothing written
+
+
+def _rows(out):
+    "The data rows of a printed table, split on whitespace."
+    return [l.split() for l in out.strip().splitlines()[1:]]
+
+
+@pytest.mark.parametrize('recipe,kind', [('book', 'EmbeddingDotBias'), ('nn', 'EmbeddingNN')])
+def test_train_each_recipe(trained, tmp_path, recipe, kind):
+    d, r, _ = trained
+    res = run('train', '--out', str(tmp_path/recipe), '--ratings', str(d/'ratings.csv'), '--user-col', 'uid',
+              '--item-col', 'film', '--rating-col', 'stars', '--recipe', recipe, '--epochs', '3')
+    assert res.returncode == 0, res.stderr
+    assert f'CollabModel({kind}: 80 uid x 40 film' in res.stdout and f'recipe={recipe} epochs=3' in res.stdout
+    (tmp_path/'me.csv').write_text('film,stars\nMovie 1,5\nMovie 2,1\n')  # a new user
+    for args in (['recommend', str(tmp_path/recipe), '--user', '4', '-n', '3'], ['similar', str(tmp_path/recipe), 'Movie 2', '-n', '2'],
+                 ['recommend', str(tmp_path/recipe), '--answers', str(tmp_path/'me.csv'), '-n', '3']):
+        res = run(*args)
+        assert res.returncode == 0 and len(_rows(res.stdout)) == int(args[-1]), res.stderr
+    assert not {'Movie 1', 'Movie 2'} & {' '.join(row[:2]) for row in _rows(res.stdout)}  # the new user's own left out
+
+
+@pytest.fixture(scope='module')
+def latest(tmp_path_factory):
+    "A ratings file in MovieLens' newer layout (userId,movieId,rating,timestamp; half stars; numbered movies), trained."
+    from ajtfb_collab.data import synthetic_ratings
+    import pandas as pd
+    d = tmp_path_factory.mktemp('latest')
+    s = synthetic_ratings(n_users=90, n_items=45, n_ratings=3000, seed=8, titles=False)
+    r = pd.DataFrame({'userId': s.user, 'movieId': s.movie * 10 + 200, 'rating': s.rating - 0.5 * (s.user % 2),
+                      'timestamp': s.timestamp})
+    r.to_csv(d/'ratings.csv', index=False)
+    ids = sorted(r.movieId.unique())
+    pd.DataFrame({'movieId': ids, 'title': [f'Film {i} (1999)' for i in ids], 'genres': 'Drama'}).to_csv(d/'movies.csv', index=False)
+    res = run('train', '--out', str(d/'model'), '--ratings', str(d/'ratings.csv'), '--user-col', 'userId',
+              '--item-col', 'movieId', '--rating-col', 'rating')
+    assert res.returncode == 0, res.stderr
+    return d, r, res
+
+
+def test_latest_layout_trains_the_fast_model(latest):
+    d, r, res = latest
+    assert 'CollabModel(FastDotBias: 90 userId x 45 movieId, 50 factors' in res.stdout and "ratings in 'rating'" in res.stdout
+    assert float(res.stdout.split('valid_mse=')[1].split()[0]) < 0.8 * r.rating.var()
+    assert 'recipe=fast epochs=7' in res.stdout
+
+
+def test_latest_layout_similar_and_recommend_with_names(latest):
+    d, r, _ = latest
+    res = run('similar', str(d/'model'), '260', '-n', '3')  # typed text, numeric ids
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[:2] == ['movieId', 'similarity'] and len(_rows(res.stdout)) == 3
+    assert '260' not in [row[0] for row in _rows(res.stdout)]
+    named = run('similar', str(d/'model'), '260', '-n', '3', '--items', str(d/'movies.csv'))
+    assert named.stdout.split()[:3] == ['movieId', 'title', 'similarity']
+    assert [row[0] for row in _rows(named.stdout)] == [row[0] for row in _rows(res.stdout)]
+    assert all(row[1] == 'Film' and row[2] == row[0] for row in _rows(named.stdout))  # 'Film <id> (1999)'
+    by_name = run('similar', str(d/'model'), 'Film 260 (1999)', '-n', '3', '--items', str(d/'movies.csv'))
+    assert by_name.stdout == named.stdout
+    rec = run('recommend', str(d/'model'), '--user', '7', '-n', '4', '--ratings', str(d/'ratings.csv'), '--items', str(d/'movies.csv'))
+    assert rec.returncode == 0, rec.stderr
+    assert rec.stdout.split()[:3] == ['movieId', 'title', 'prediction']
+    ids = [int(row[0]) for row in _rows(rec.stdout)]
+    assert len(ids) == 4 and not set(ids) & set(r[r.userId == 7].movieId)
+
+
+def test_new_user_from_a_file_of_ratings(latest, tmp_path):
+    d, r, _ = latest
+    (tmp_path/'me.csv').write_text('movieId,rating\n260,5\n270,4.5\n300,1\n')
+    res = run('recommend', str(d/'model'), '--answers', str(tmp_path/'me.csv'), '-n', '5')
+    assert res.returncode == 0, res.stderr
+    ids = [int(row[0]) for row in _rows(res.stdout)]
+    preds = [float(row[-1]) for row in _rows(res.stdout)]
+    assert len(ids) == 5 and not {260, 270, 300} & set(ids) and preds == sorted(preds, reverse=True)
+    (tmp_path/'other.csv').write_text('film,stars\n300,5\n270,1\n260,1\n')  # other names: the first two columns
+    other = run('recommend', str(d/'model'), '--answers', str(tmp_path/'other.csv'), '-n', '5')
+    assert other.returncode == 0 and other.stdout != res.stdout  # different answers, different recommendations
+
+
+@pytest.mark.parametrize('content,message', [
+    ('user,title,rating\n1,a,4\n', '1 rating(s): a training and a validation set need at least 5'),
+    ('user,title,rating\n' + ''.join(f'{u},m{u % 7},{1 + u % 5}\n' for u in range(60)) + '60,m1,1e9\n',
+     'far outside the rest, first 1000000000.0 at row 60'),
+])
+def test_too_few_or_far_out_ratings_one_line_nothing_written(tmp_path, content, message):
+    (tmp_path/'r.csv').write_text(content)
+    res = run('train', '--out', str(tmp_path/'m'), '--ratings', str(tmp_path/'r.csv'))
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path/'m').exists()
+
+
+def test_internal_error_shows_its_traceback(tmp_path, tiny_ml100k):
+    "A bug that raises `KeyError` is not disguised as a user's mistake: traceback, status 1."
+    (tmp_path/'broken.py').write_text(
+        "import sys, ajtfb_collab.cli as cli\n"
+        "cli.ratings_summary = lambda *a, **k: {}['histogram']  # an injected internal error\n"
+        f"sys.argv = ['ajtfb-collab', 'data', '--path', {str(tiny_ml100k)!r}]\nsys.exit(cli.main())\n")
+    res = subprocess.run([sys.executable, str(tmp_path/'broken.py')], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and 'Traceback' in res.stderr and "KeyError: 'histogram'" in res.stderr
+    assert 'ajtfb-collab data: error' not in res.stderr
+
+
+def test_user_errors_are_the_librarys_own():
+    from ajtfb_collab.cli import USER_ERRORS
+    from ajtfb_collab.core import CollabError
+    assert USER_ERRORS == (CollabError,) and not issubclass(KeyError, USER_ERRORS)

@@ -14,8 +14,14 @@ def test_user_parts_shapes(model):
     assert f.shape == (5, 4) and b.shape == (5,)
 
 
-def test_user_parts_refuses_models_without_biases():
-    with pytest.raises(ValueError, match='CollabNN is not a dot model with biases'): user_parts(CollabNN((5, 3), (6, 2)))
+def test_user_parts_of_every_shape():
+    f, b = user_parts(CollabNN((5, 3), (6, 2)))  # a neural model: its user embedding, no biases
+    assert f.shape == (5, 3) and b is None
+    from ajtfb_collab.models import FastDotBias
+    f, b = user_parts(FastDotBias(5, 6, 4, n_members=3))  # members side by side, one bias column each
+    assert f.shape == (5, 12) and b.shape == (5, 3)
+    f, b = user_parts(FastDotBias(5, 6, 4))
+    assert f.shape == (5, 4) and b.shape == (5,)
 
 
 def test_hold_out_and_sign_up_split():

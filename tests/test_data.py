@@ -85,7 +85,7 @@ def test_download_failure_explains_and_leaves_nothing(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode != 0
     last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith('FileNotFoundError') and 'could not be downloaded' in last and 'FASTAI_HOME' in last
+    assert last.startswith('ajtfb_collab.core.MissingFileError') and 'could not be downloaded' in last and 'FASTAI_HOME' in last
     assert not [p for p in tmp_path.rglob('*') if 'ml-100k' in p.name]  # no partial archive, lock or folder
 
 

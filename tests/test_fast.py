@@ -8,8 +8,12 @@ from ajtfb_collab.data import synthetic_ratings
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from ajtfb_collab.fast import (random_split, encode, SliceDL, fast_collab_dls, FastDotBias, member_mse, FastLearner,
-                               fast_collab_learner, fast_fit, pareto, bench_fit, scale_bench)
-from ajtfb_collab.evaluate import rmse, _check_folds, summary_line, evaluate_folds, fit_predict
+                               fast_collab_learner, fast_fit, FAST)
+from ajtfb_collab.bench import pareto, bench_fit, scale_bench
+from ajtfb_collab.evaluate import rmse, _check_folds, summary_line, evaluate_folds, fit_predict, fit_fast
+from ajtfb_collab.data import load_split
+from ajtfb_collab.models import model_kind
+from ajtfb_collab.core import squash, BadValueError
 from ajtfb_collab.inference import predict_ratings
 
 
@@ -110,8 +114,10 @@ def test_learner_rejects_bad_sizes(ratings):
     with pytest.raises(ValueError, match='n_members'): fast_collab_learner(fast_collab_dls(ratings), n_members=0)
 
 
-def test_bench_fit_rejects_unknown_recipe(ratings):
-    with pytest.raises(ValueError, match="unknown recipe 'fastest'"): bench_fit('fastest', ratings)
+def test_bench_fit_needs_a_recipe(ratings):
+    with pytest.raises(BadValueError, match="needs a TrainRecipe"): bench_fit('fastest', ratings)
+    row = bench_fit(FAST.but(epochs=5, n_factors=4, dls_kwargs=dict(bs=128)), ratings, seed=0)
+    assert row['recipe'] == 'fast' and row['valid_mse'] < ratings.rating.var()
 
 
 def test_pareto():
@@ -120,9 +126,13 @@ def test_pareto():
 
 
 def test_scale_bench_small():
-    t = scale_bench((20_000,), progress=False)
-    row = t.loc[20_000]
-    assert row.users == 400 and row.steps == math.ceil(16_000 / 1024) and row.epoch_s > 0 and row.peak_rss_mb > 0
+    t = scale_bench((200_000,), progress=False)
+    row = t.loc[200_000]
+    # the sizes it promises: 50 ratings a user, 250 an item, 80% of them trained on in batches of 1,024
+    assert (row['users'], row['items'], row['steps']) == (4000, 800, math.ceil(160_000 / 1024)) and not row['sparse']
+    assert row.ms_per_step == pytest.approx(1000 * row.epoch_s / row.steps)
+    assert row.valid_mse < 0.9 * row.rating_var  # one epoch learns much of the low-rank truth
+    assert row.peak_rss_mb > 100  # the fresh process's own peak: torch alone takes more than this
 
 
 def test_rmse_clips_and_folds_checked():
@@ -134,16 +144,25 @@ def test_rmse_clips_and_folds_checked():
 
 
 def test_evaluate_folds_on_tiny_folder(tiny_ml100k):
-    t = evaluate_folds('u1,u2', path=tiny_ml100k, progress=False, n_members=2, n_factors=2, epochs=2)
+    kw = dict(n_members=2, n_factors=2, epochs=2)
+    t = evaluate_folds('u1,u2', path=tiny_ml100k, progress=False, **kw)
     assert list(t.index) == ['u1', 'u2', 'mean'] and (t.n_test == 3).all()
-    assert t.rmse.between(0, 4).all()  # clipped predictions on a 1-5 scale
+    for fold in ('u1', 'u2'):  # each fold's RMSE is that of its own fit, clipped to the 1-5 scale
+        train, test = load_split(fold, tiny_ml100k)
+        assert t.loc[fold, 'rmse'] == pytest.approx(rmse(np.clip(fit_predict(train, test, **kw), 1, 5), test.rating), abs=1e-6)
+    assert t.loc['mean', 'rmse'] == pytest.approx(t.rmse[['u1', 'u2']].mean())
 
 
 def test_fit_predict_scores_unknown_titles(ratings):
     train, test = ratings.iloc[:3000], ratings.iloc[3000:].copy()
     test.iloc[0, test.columns.get_loc('title')] = 'Never Rated'
-    pred = fit_predict(train, test, n_members=1, n_factors=4, epochs=2)
-    assert len(pred) == len(test) and np.isfinite(pred).all()
+    kw = dict(n_members=2, n_factors=4, epochs=2)
+    pred, learn = fit_predict(train, test, **kw), fit_fast(train, **kw)  # the same seed: the same model
+    kind, u = model_kind(learn.model), learn.dls.classes['user'].index(test.user.iloc[0])
+    # the unknown title: the user's bias with the mean item bias and no factors, per member, averaged
+    want = squash(kind.user_bias()[u] + kind.item_bias()[1:].mean(0), kind.y_range).mean().item()
+    assert pred[0] == pytest.approx(want, abs=1e-5)
+    assert np.allclose(pred[1:], predict_ratings(learn, test.iloc[1:]), atol=1e-6)  # the rest: the model's own
 
 
 class CountBatches(Callback):
