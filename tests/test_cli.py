@@ -110,17 +110,30 @@ def _rows(out):
     return [l.split() for l in out.strip().splitlines()[1:]]
 
 
+class Res:
+    def __init__(self, returncode, stdout, stderr): self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def cli(command, *args):
+    "Run a command in this process (no interpreter start-up), as the console script would: status, stdout, stderr."
+    import contextlib, io
+    from ajtfb_collab.cli import run_command
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = run_command(command, list(args))
+    return Res(rc, out.getvalue(), err.getvalue())
+
+
 @pytest.mark.parametrize('recipe,kind', [('book', 'EmbeddingDotBias'), ('nn', 'EmbeddingNN')])
 def test_train_each_recipe(trained, tmp_path, recipe, kind):
     d, r, _ = trained
-    res = run('train', '--out', str(tmp_path/recipe), '--ratings', str(d/'ratings.csv'), '--user-col', 'uid',
+    res = cli('train', '--out', str(tmp_path/recipe), '--ratings', str(d/'ratings.csv'), '--user-col', 'uid',
               '--item-col', 'film', '--rating-col', 'stars', '--recipe', recipe, '--epochs', '3')
     assert res.returncode == 0, res.stderr
     assert f'CollabModel({kind}: 80 uid x 40 film' in res.stdout and f'recipe={recipe} epochs=3' in res.stdout
     (tmp_path/'me.csv').write_text('film,stars\nMovie 1,5\nMovie 2,1\n')  # a new user
     for args in (['recommend', str(tmp_path/recipe), '--user', '4', '-n', '3'], ['similar', str(tmp_path/recipe), 'Movie 2', '-n', '2'],
                  ['recommend', str(tmp_path/recipe), '--answers', str(tmp_path/'me.csv'), '-n', '3']):
-        res = run(*args)
+        res = cli(*args)
         assert res.returncode == 0 and len(_rows(res.stdout)) == int(args[-1]), res.stderr
     assert not {'Movie 1', 'Movie 2'} & {' '.join(row[:2]) for row in _rows(res.stdout)}  # the new user's own left out
 
@@ -137,7 +150,7 @@ def latest(tmp_path_factory):
     r.to_csv(d/'ratings.csv', index=False)
     ids = sorted(r.movieId.unique())
     pd.DataFrame({'movieId': ids, 'title': [f'Film {i} (1999)' for i in ids], 'genres': 'Drama'}).to_csv(d/'movies.csv', index=False)
-    res = run('train', '--out', str(d/'model'), '--ratings', str(d/'ratings.csv'), '--user-col', 'userId',
+    res = cli('train', '--out', str(d/'model'), '--ratings', str(d/'ratings.csv'), '--user-col', 'userId',
               '--item-col', 'movieId', '--rating-col', 'rating')
     assert res.returncode == 0, res.stderr
     return d, r, res
@@ -152,17 +165,17 @@ def test_latest_layout_trains_the_fast_model(latest):
 
 def test_latest_layout_similar_and_recommend_with_names(latest):
     d, r, _ = latest
-    res = run('similar', str(d/'model'), '260', '-n', '3')  # typed text, numeric ids
+    res = cli('similar', str(d/'model'), '260', '-n', '3')  # typed text, numeric ids
     assert res.returncode == 0, res.stderr
     assert res.stdout.split()[:2] == ['movieId', 'similarity'] and len(_rows(res.stdout)) == 3
     assert '260' not in [row[0] for row in _rows(res.stdout)]
-    named = run('similar', str(d/'model'), '260', '-n', '3', '--items', str(d/'movies.csv'))
+    named = cli('similar', str(d/'model'), '260', '-n', '3', '--items', str(d/'movies.csv'))
     assert named.stdout.split()[:3] == ['movieId', 'title', 'similarity']
     assert [row[0] for row in _rows(named.stdout)] == [row[0] for row in _rows(res.stdout)]
     assert all(row[1] == 'Film' and row[2] == row[0] for row in _rows(named.stdout))  # 'Film <id> (1999)'
-    by_name = run('similar', str(d/'model'), 'Film 260 (1999)', '-n', '3', '--items', str(d/'movies.csv'))
+    by_name = cli('similar', str(d/'model'), 'Film 260 (1999)', '-n', '3', '--items', str(d/'movies.csv'))
     assert by_name.stdout == named.stdout
-    rec = run('recommend', str(d/'model'), '--user', '7', '-n', '4', '--ratings', str(d/'ratings.csv'), '--items', str(d/'movies.csv'))
+    rec = cli('recommend', str(d/'model'), '--user', '7', '-n', '4', '--ratings', str(d/'ratings.csv'), '--items', str(d/'movies.csv'))
     assert rec.returncode == 0, rec.stderr
     assert rec.stdout.split()[:3] == ['movieId', 'title', 'prediction']
     ids = [int(row[0]) for row in _rows(rec.stdout)]
@@ -172,13 +185,13 @@ def test_latest_layout_similar_and_recommend_with_names(latest):
 def test_new_user_from_a_file_of_ratings(latest, tmp_path):
     d, r, _ = latest
     (tmp_path/'me.csv').write_text('movieId,rating\n260,5\n270,4.5\n300,1\n')
-    res = run('recommend', str(d/'model'), '--answers', str(tmp_path/'me.csv'), '-n', '5')
+    res = cli('recommend', str(d/'model'), '--answers', str(tmp_path/'me.csv'), '-n', '5')
     assert res.returncode == 0, res.stderr
     ids = [int(row[0]) for row in _rows(res.stdout)]
     preds = [float(row[-1]) for row in _rows(res.stdout)]
     assert len(ids) == 5 and not {260, 270, 300} & set(ids) and preds == sorted(preds, reverse=True)
     (tmp_path/'other.csv').write_text('film,stars\n300,5\n270,1\n260,1\n')  # other names: the first two columns
-    other = run('recommend', str(d/'model'), '--answers', str(tmp_path/'other.csv'), '-n', '5')
+    other = cli('recommend', str(d/'model'), '--answers', str(tmp_path/'other.csv'), '-n', '5')
     assert other.returncode == 0 and other.stdout != res.stdout  # different answers, different recommendations
 
 
@@ -189,7 +202,7 @@ def test_new_user_from_a_file_of_ratings(latest, tmp_path):
 ])
 def test_too_few_or_far_out_ratings_one_line_nothing_written(tmp_path, content, message):
     (tmp_path/'r.csv').write_text(content)
-    res = run('train', '--out', str(tmp_path/'m'), '--ratings', str(tmp_path/'r.csv'))
+    res = cli('train', '--out', str(tmp_path/'m'), '--ratings', str(tmp_path/'r.csv'))
     assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert not (tmp_path/'m').exists()
 
