@@ -22,19 +22,21 @@ from .inference import save_model, load_model, recommend
 from .coldstart import cold_start_table, recommend_new_user
 from .fast import FAST
 from .evaluate import evaluate_folds, surprise_folds, comparison, summary_line
+from .models import model_kind
+from .rank import RANK, stratified_split, ranking_table, rank_line
 from .bench import run_bench, bench_line, scale_bench
 
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'MODEL_FILE', 'RECIPES', 'command', 'parser', 'run_command', 'format_summary', 'data',
            'markdown_table', 'with_diff', 'write_figures', 'reproduce', 'train', 'item_names', 'recommend_cmd',
-           'similar', 'coldstart', 'bench', 'evaluate', 'main']
+           'similar', 'coldstart', 'bench', 'evaluate', 'rank_eval', 'main']
 
 # %% ../nbs/11_cli.ipynb #63ae2788
 COMMANDS = {}
 
 def command(f):
-    "Register `f` as the subcommand named after it (less a `_cmd` suffix)."
-    COMMANDS[f.__name__.removesuffix('_cmd')] = f
+    "Register `f` as the subcommand named after it (less a `_cmd` suffix; `_` written `-`)."
+    COMMANDS[f.__name__.removesuffix('_cmd').replace('_', '-')] = f
     return f
 
 # errors that come from what the user asked for, reported in one line: the library's own (see the core notebook)
@@ -140,7 +142,7 @@ def reproduce(out:str='results', # folder for results.csv, results.md and the fi
 
 # %% ../nbs/11_cli.ipynb #236cb53b
 MODEL_FILE = 'model.pth'
-RECIPES = {r.name: r for r in (FAST, BOOK, BOOK_NN)}  # `train --recipe`, the default first
+RECIPES = {r.name: r for r in (FAST, BOOK, BOOK_NN, RANK)}  # `train --recipe`, the default first
 
 # %% ../nbs/11_cli.ipynb #673ccf21
 def _recipe(name:str, epochs:int|None, lr:float|None, wd:float|None, bs:int|None, n_factors:int|None):
@@ -160,7 +162,8 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
           user_col:str='user', # column of the users
           item_col:str='title', # column of the items
           rating_col:str='rating', # column of the ratings
-          recipe:Param("fast: ours (the default); book: the chapter's collab_learner; nn: its neural network", str,
+          recipe:Param("fast: ours (the default); book: the chapter's collab_learner; nn: its neural network; "
+                       "rank: the dot product trained to rank (it scores, it does not predict ratings)", str,
                        choices=list(RECIPES))='fast',
           epochs:int=None, # epochs of one-cycle training (default: the recipe's)
           lr:float=None, # peak learning rate (default: the recipe's)
@@ -179,7 +182,8 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
     learn = r.train(df, user_col, item_col, rating_col, seed=seed)
     fn = save_model(learn, out/MODEL_FILE)
     print(load_model(fn))
-    print(f"valid_mse={float(learn.recorder.values[-1][1]):.4f} recipe={recipe} epochs={r.epochs} saved={fn}")
+    loss = 'valid_loss' if model_kind(learn.model).ranks else 'valid_mse'  # a ranker's loss is a cross-entropy
+    print(f"{loss}={float(learn.recorder.values[-1][1]):.4f} recipe={recipe} epochs={r.epochs} saved={fn}")
 
 # %% ../nbs/11_cli.ipynb #e1b2a849
 def _load_dir(model_dir:str):
@@ -302,6 +306,19 @@ def evaluate(folds:str='u1,u2,u3,u4,u5', # canonical folds, comma-separated
     measured = {'Surprise SVD': surprise_folds('SVD', folds, path)} if surprise else {}
     print(comparison(table, measured).to_string(float_format='%.4f', na_rep=''))
     print(summary_line(table))
+
+# %% ../nbs/11_cli.ipynb #abe92676
+@command
+def rank_eval(k:int=10, # the length of each list
+              no_peers:bool=False, # leave out implicit's ALS and BPR
+              path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
+             ):
+    "Top-k recommendation quality of ours beside popularity, a rating model, EASE and implicit; the last line sums up."
+    if k < 1: raise BadValueError(f"k must be at least 1, not {k}")
+    train, test = stratified_split(load_ratings(path))
+    table = ranking_table(train, test, k, peers=not no_peers, progress=True)
+    print(table.to_string(float_format='%.4f'))
+    print(rank_line(table, k))
 
 # %% ../nbs/11_cli.ipynb #255ed8ed
 @call_parse

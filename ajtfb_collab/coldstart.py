@@ -94,6 +94,14 @@ def _frozen(model:nn.Module):
     finally:
         for p, f in zip(model.parameters(), flags): p.requires_grad_(f)
 
+def _choice_loss(kind, vecs, bias, rows, i) -> torch.Tensor:
+    "For a model trained to rank: cross-entropy of each answered item among all items (the answers are choices)."
+    n_items = len(kind.item_factors())
+    every = torch.arange(1, n_items).repeat(len(rows))  # (n_answers * (n_items - 1),): all items, for each answer
+    r = rows.repeat_interleave(n_items - 1)
+    logits = kind.score(vecs[r], None if bias is None else bias[r], every).view(len(rows), n_items - 1)
+    return nn.functional.cross_entropy(logits, i - 1)
+
 def fold_in(learn, answers:pd.DataFrame, # ratings of new users (user, item, rating columns)
             prior_vecs:torch.Tensor|None=None, prior_bias:torch.Tensor|None=None, # as `user_parts` gives them, rows in `users` order; default: the mean user
             users:list|None=None, # the new users, in the order of the priors (default: as they appear in `answers`)
@@ -119,11 +127,11 @@ def fold_in(learn, answers:pd.DataFrame, # ratings of new users (user, item, rat
     opt = torch.optim.Adam([vecs] + ([] if bias is None else [bias]), lr=lr)
     with _frozen(learn.model):
         for _ in range(steps):
-            pred = kind.score(vecs[rows], None if bias is None else bias[rows], i)  # (n_answers,)
             penalty = ((vecs - prior_vecs)**2).sum(1).mean()
             if bias is not None: penalty = penalty + ((bias - prior_bias)**2).reshape(n, -1).sum(1).mean()
-            loss = ((pred - y)**2).mean() + lam * penalty
-            opt.zero_grad(); loss.backward(); opt.step()
+            loss = _choice_loss(kind, vecs, bias, rows, i) if kind.ranks else \
+                   ((kind.score(vecs[rows], None if bias is None else bias[rows], i) - y)**2).mean()  # (n_answers,) vs ratings
+            opt.zero_grad(); (loss + lam * penalty).backward(); opt.step()
     return users, vecs.detach(), None if bias is None else bias.detach()
 
 def fold_in_user(learn, ratings:pd.DataFrame, # one new user's ratings: item and rating columns

@@ -9,13 +9,16 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Callable
 import numpy as np, pandas as pd, torch
 from torch import nn
-# Two library warnings that every run would print, with nothing in them a user of ours can act on. They are
-# silenced here, once: every module of the package imports this one before fastai.
+# Library warnings that a run would print, with nothing in them a user of ours can act on. They are silenced
+# here, once: every module of the package imports this one before fastai.
 # - Importing fastai calls `torch.jit.script`, which torch 2.14 deprecates (a FutureWarning).
 # - fastai turns pandas' read-only NumPy arrays into tensors with `torch.as_tensor`, and torch warns that writing
 #   to such a tensor is undefined (a UserWarning). fastai never writes to them.
+# - implicit (a peer library, measured in the ranking notebook) imports `tqdm.auto`, which warns outside Jupyter's
+#   widgets that it falls back to text progress bars (a TqdmWarning); we turn its progress bars off anyway.
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 warnings.filterwarnings('ignore', message='The given NumPy array is not writable', category=UserWarning)
+warnings.filterwarnings('ignore', message='IProgress not found')
 from fastai.torch_core import set_seed
 from fastai.layers import sigmoid_range
 import fastai.callback.schedule  # adds `Learner.fit_one_cycle`

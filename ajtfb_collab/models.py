@@ -120,6 +120,7 @@ class ModelKind:
 
     # what it holds: CPU tensors, detached, the `#na#` row first
     n_members: int = 1
+    ranks: bool = False  # True for a model trained to rank items (its scores are not ratings; see the ranking notebook)
     @property
     def y_range(self) -> tuple|None: return getattr(self.model, 'y_range', None)
     def user_factors(self) -> torch.Tensor: raise NotImplementedError  # (n_users, n_members * n_factors)

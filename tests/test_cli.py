@@ -123,7 +123,7 @@ def cli(command, *args):
     return Res(rc, out.getvalue(), err.getvalue())
 
 
-@pytest.mark.parametrize('recipe,kind', [('book', 'EmbeddingDotBias'), ('nn', 'EmbeddingNN')])
+@pytest.mark.parametrize('recipe,kind', [('book', 'EmbeddingDotBias'), ('nn', 'EmbeddingNN'), ('rank', 'SoftmaxDot')])
 def test_train_each_recipe(trained, tmp_path, recipe, kind):
     d, r, _ = trained
     res = cli('train', '--out', str(tmp_path/recipe), '--ratings', str(d/'ratings.csv'), '--user-col', 'uid',

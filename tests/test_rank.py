@@ -1,0 +1,108 @@
+"Ranking: the split, the four metrics, EASE, and the model trained to rank (a model kind like the others)."
+import math
+import numpy as np, pandas as pd, pytest, torch
+from ajtfb_collab.core import BadValueError
+from ajtfb_collab.data import synthetic_ratings, load_ratings
+from ajtfb_collab.models import model_kind
+from ajtfb_collab.rank import (stratified_split, precision_at_k, recall_at_k, ndcg_at_k, map_at_k, interactions, top_k,
+                               evaluate_ranking, most_popular, ease_weights, ease, SoftmaxDot, RANK, model_recommender,
+                               relevant_items)
+from ajtfb_collab.inference import save_model, load_model, recommend, predict_ratings
+from ajtfb_collab.interpret import most_similar
+from ajtfb_collab.coldstart import recommend_new_user
+from conftest import needs_real_data
+
+
+@pytest.fixture(scope='module')
+def ratings():
+    return synthetic_ratings(n_users=90, n_items=45, n_ratings=3000, seed=12)
+
+
+def test_split_cuts_each_user_at_three_quarters(ratings):
+    train, test = stratified_split(ratings, seed=3)
+    n = ratings.groupby('user').size()
+    assert (train.groupby('user').size() == n.map(lambda v: round(0.75 * v))).all()
+    assert len(train) + len(test) == len(ratings) and not set(train.index) & set(test.index)
+    again, _ = stratified_split(ratings, seed=3)
+    assert again.index.equals(train.index) and not stratified_split(ratings, seed=4)[0].index.equals(train.index)
+    with pytest.raises(BadValueError): stratified_split(ratings, ratio=1.5)
+
+
+@needs_real_data
+def test_split_has_recommenders_counts():
+    train, test = stratified_split(load_ratings())
+    assert (len(train), len(test)) == (74_992, 25_008)
+
+
+def test_metrics_by_hand():
+    recs = {'a': ['x', 'y', 'z', 'w'], 'b': ['p', 'q', 'r', 's'], 'c': []}
+    rel = {'a': {'x', 'z', 'v'}, 'b': {'q'}, 'c': {'x'}}  # c gets nothing: it scores 0
+    assert precision_at_k(recs, rel, 4) == pytest.approx((2 / 4 + 1 / 4) / 3)
+    assert recall_at_k(recs, rel, 4) == pytest.approx((2 / 3 + 1) / 3)
+    assert ndcg_at_k(recs, rel, 4) == pytest.approx(((1 + 1 / 2) / (1 + 1 / math.log2(3) + 1 / 2) + 1 / math.log2(3)) / 3)
+    assert map_at_k(recs, rel, 4) == pytest.approx(((1 + 2 / 3) / 3 + 1 / 2) / 3)
+    assert map_at_k({'a': ['x']}, {'a': {'x'}}, 10) == 1.0  # divided by min(n_relevant, k)
+    with pytest.raises(BadValueError): ndcg_at_k(recs, rel, 0)
+
+
+def test_oracle_and_top_k(ratings):
+    train, test = stratified_split(ratings)
+    rel = relevant_items(test)
+    oracle = lambda tr, k: {u: sorted(rel.get(u, []))[:k] for u in tr.user.unique()}
+    row = evaluate_ranking(oracle, train, test, k=5)
+    assert row['ndcg5'] == pytest.approx(1.0) and row['map5'] == pytest.approx(1.0)
+    X, users, items = interactions(train)
+    recs = top_k(X.sum(0).expand_as(X), X, users, items, 5)
+    seen = train.groupby('user').movie.apply(set)
+    assert all(len(r) == 5 and not set(r) & seen[u] for u, r in recs.items())
+    assert recs == most_popular(train, 5)
+
+
+def test_ease_is_the_per_item_ridge_regression():
+    X = (torch.rand(30, 6, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    B = ease_weights(X, 3.)
+    for j in range(6):
+        o = [c for c in range(6) if c != j]
+        A = X[:, o].double()
+        b = torch.linalg.solve(A.T @ A + 3. * torch.eye(5, dtype=torch.float64), A.T @ X[:, j].double())
+        assert torch.allclose(B[o, j], b.float(), atol=1e-5) and B[j, j] == 0
+
+
+@pytest.fixture(scope='module')
+def ranker(ratings):
+    return RANK.but(epochs=6, n_factors=16).train(ratings, item_name='movie', progress=False)
+
+
+def test_ranker_is_a_model_kind(ranker, ratings, tmp_path):
+    kind = model_kind(ranker.model)
+    assert kind.ranks and kind.user_bias() is None and isinstance(ranker.model, SoftmaxDot)
+    x = ranker.dls.valid.one_batch()[0][:10]
+    logits = ranker.model.eval()(x).detach()
+    np.testing.assert_allclose(kind.predict(x[:, 0], x[:, 1]), logits[torch.arange(10), x[:, 1]].numpy(), atol=1e-5)
+    loaded = load_model(save_model(ranker, tmp_path/'rank.pth'))
+    assert type(loaded.model) is SoftmaxDot
+    pd.testing.assert_frame_equal(recommend(loaded, 3, n=5), recommend(ranker, 3, n=5))
+    pd.testing.assert_frame_equal(most_similar(loaded, 7, n=3), most_similar(ranker, 7, n=3))
+
+
+def chosen(n_users=120, n_items=60, per_user=20, seed=0):
+    "Ratings whose *choices* follow a low-rank model: each user picks items with probability softmax(3 u.v)."
+    rng = np.random.default_rng(seed)
+    u, v = rng.normal(size=(n_users, 3)), rng.normal(size=(n_items, 3))
+    rows = []
+    for a in range(n_users):
+        p = np.exp(3 * u[a] @ v.T / np.sqrt(3)); p /= p.sum()
+        rows += [(a + 1, int(m) + 1, 4) for m in rng.choice(n_items, per_user, replace=False, p=p)]
+    return pd.DataFrame(rows, columns=['user', 'movie', 'rating'])
+
+
+def test_ranker_learns_choices_and_folds_in(ranker, ratings):
+    train, test = stratified_split(chosen())
+    learned = evaluate_ranking(model_recommender(RANK.but(epochs=10, n_factors=8)), train, test, k=5)
+    popular = evaluate_ranking(most_popular, train, test, k=5)
+    assert learned['ndcg5'] > popular['ndcg5'] + 0.1  # it learns who chooses what
+    answers = ratings[ratings.user == 4][['movie', 'rating']].head(8)
+    recs = recommend_new_user(ranker, answers, n=5)
+    assert len(recs) == 5 and not recs.movie.isin(answers.movie).any()
+    cold = recommend_new_user(ranker, n=5)  # nothing answered: the mean user
+    assert not recs.movie.tolist() == cold.movie.tolist()  # the answers change the list
