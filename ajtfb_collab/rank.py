@@ -14,6 +14,7 @@ from fastai.learner import Learner
 from fastai.optimizer import Adam
 from .data import load_ratings
 from .models import FastDotBias, FastDotBiasKind, model_kind, register
+from .chapter import BOOK
 from .fast import FAST, FastLearner, fast_collab_dls
 
 # %% auto #0
@@ -206,11 +207,11 @@ def implicit_model(name:str='als', **params):
 OURS = 'ours: the dot product trained to rank (RANK)'
 
 def ranking_table(train:pd.DataFrame, test:pd.DataFrame, k:int=10, lams=(100, 250, 500, 1000, 2000),
-                  peers:bool=True, progress:bool=False) -> pd.DataFrame:
+                  peers:bool=True, rating_models:tuple=(FAST, BOOK), progress:bool=False) -> pd.DataFrame:
     "Every recommender of this notebook on one split, measured in the same run: one row each, ours first."
     lam, _ = tune_on_training(ease, list(lams), train, k)
     methods = {OURS: model_recommender(RANK), 'most popular': most_popular,
-               'rating model (FAST), by predicted rating': model_recommender(FAST),
+               **{f'rating model ({r.name.upper()}), by predicted rating': model_recommender(r) for r in rating_models},
                f'EASE (lambda={lam:g}, chosen on training data)': ease(lam)}
     if peers and importlib.util.find_spec('implicit') is not None:
         methods.update({"implicit's ALS": implicit_model('als'), "implicit's BPR": implicit_model('bpr')})
