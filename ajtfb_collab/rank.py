@@ -185,7 +185,7 @@ RANK = TrainRecipe('rank', rank_dls, rank_learner, epochs=8, lr=2e-2, wd=1.0, le
 
 # %% ../nbs/09_rank.ipynb #fbc57857
 def implicit_model(name:str='als', **params):
-    "A recommender from implicit's `als` or `bpr` (one thread); needs the `implicit` package."
+    "A recommender from implicit's `als` or `bpr`, with as many threads as torch uses; needs the `implicit` package."
     if importlib.util.find_spec('implicit') is None: raise MissingPackageError("implicit is not installed: pip install implicit")
     if name not in ('als', 'bpr'): raise BadValueError(f"name must be 'als' or 'bpr', not {name!r}")
     import implicit, scipy.sparse as sp
@@ -196,8 +196,9 @@ def implicit_model(name:str='als', **params):
     def recommend(train:pd.DataFrame, k:int=10) -> dict:
         X, users, items = interactions(train)
         Xs = sp.csr_matrix(X.numpy())
-        with threadpool_limits(1):  # the BLAS under implicit, one thread like ours
-            m = cls(**{**defaults, **params}, num_threads=1, random_state=42)
+        threads = torch.get_num_threads()  # the same as ours
+        with threadpool_limits(threads):  # the BLAS under implicit too
+            m = cls(**{**defaults, **params}, num_threads=threads, random_state=42)
             m.fit(Xs, show_progress=False)
             ids, _ = m.recommend(np.arange(len(users)), Xs, N=k, filter_already_liked_items=True)
         return {u: list(items[row]) for u, row in zip(users, ids)}
