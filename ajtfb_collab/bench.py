@@ -4,16 +4,19 @@
 
 # %% ../nbs/10_bench.ipynb #e292467b
 from __future__ import annotations
-import json, resource, subprocess, sys, time
-from .core import BadValueError, TrainRecipe, kv_line, seed_all
+import importlib.util, json, resource, subprocess, sys, time
+from .core import BadValueError, MissingPackageError, TrainRecipe, kv_line, random_split, seed_all
 import numpy as np, pandas as pd, torch
 from fastai.torch_core import set_seed
 from .data import load_ratings, synthetic_ratings
 from .chapter import BOOK, STOCK
 from .fast import FAST, fast_collab_dls, fast_collab_learner
+from .evaluate import rmse
+from .bayes import BAYES, bayes_fit_predict, myfm_fit_predict, threads
 
 # %% auto #0
-__all__ = ['bench_fit', 'run_bench', 'bench_line', 'pareto', 'scale_run', 'scale_bench']
+__all__ = ['PEERS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'surprise_fit_predict', 'peer_bench', 'scale_run',
+           'scale_bench']
 
 # %% ../nbs/10_bench.ipynb #34c2cb25
 def bench_fit(recipe:TrainRecipe, # `STOCK`, `BOOK`, `FAST` or any other
@@ -56,6 +59,41 @@ def pareto(table:pd.DataFrame, x:str='seconds', y:str='valid_mse') -> pd.Series:
     vals = table[[x, y]].to_numpy()
     dominated = [((vals <= v).all(1) & (vals < v).any(1)).any() for v in vals]
     return pd.Series(~np.array(dominated), index=table.index)
+
+# %% ../nbs/10_bench.ipynb #3e0f01cc
+def surprise_fit_predict(train:pd.DataFrame, test:pd.DataFrame, algo:str='SVD', seed:int=0) -> tuple[np.ndarray, float]:
+    "Surprise's `algo` ('SVD' or 'SVDpp', its defaults) fitted on `train`: `(predictions of test, seconds fitting)`."
+    if importlib.util.find_spec('surprise') is None: raise MissingPackageError("scikit-surprise is not installed: pip install scikit-surprise")
+    import surprise
+    if algo not in ('SVD', 'SVDpp'): raise BadValueError(f"algo must be 'SVD' or 'SVDpp', not {algo!r}")
+    data = surprise.Dataset.load_from_df(train[['user', 'title', 'rating']], surprise.Reader(rating_scale=(1, 5)))
+    trainset = data.build_full_trainset()
+    start = time.perf_counter()
+    model = getattr(surprise, algo)(random_state=seed).fit(trainset)
+    seconds = time.perf_counter() - start
+    return np.array([model.predict(u, i).est for u, i in zip(test.user, test.title)]), seconds
+
+PEERS = {'bayes (ours)': bayes_fit_predict,
+         'myFM, same side information': myfm_fit_predict,
+         'myFM, ids only': lambda tr, te, seed=0: myfm_fit_predict(tr, te, side=(), seed=seed),
+         'Surprise SVD': lambda tr, te, seed=0: surprise_fit_predict(tr, te, 'SVD', seed),
+         'Surprise SVD++': lambda tr, te, seed=0: surprise_fit_predict(tr, te, 'SVDpp', seed)}
+
+def peer_bench(ratings:pd.DataFrame|None=None, runs:int=3, fits:dict=PEERS, n_threads:int=1, progress:bool=True
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Each of `fits` (name -> `fit(train, test, seed=)` -> `(predictions, seconds)`) on the seed-42 split, alternating: runs and medians."
+    ratings = load_ratings() if ratings is None else ratings
+    trn, val = random_split(len(ratings), 0.2, 42)
+    train, valid = ratings.iloc[trn], ratings.iloc[val]
+    rows = []
+    with threads(n_threads):
+        for r in range(runs):
+            for name, fit in fits.items():
+                pred, seconds = fit(train, valid, seed=r)
+                rows.append(dict(run=r, recipe=name, valid_mse=rmse(pred, valid.rating, clip=None) ** 2, seconds=seconds))
+                if progress: print(kv_line(rows[-1]), flush=True)
+    runs_df = pd.DataFrame(rows)
+    return runs_df, runs_df.groupby('recipe', sort=False)[['valid_mse', 'seconds']].median()
 
 # %% ../nbs/10_bench.ipynb #275e71c2
 def _peak_rss_mb() -> float:

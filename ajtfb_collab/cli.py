@@ -21,10 +21,11 @@ from .interpret import item_parts, plot_item_pca, plot_item_biases, most_similar
 from .inference import save_model, load_model, recommend
 from .coldstart import cold_start_table, recommend_new_user
 from .fast import FAST
-from .evaluate import evaluate_folds, surprise_folds, comparison, summary_line
+from .evaluate import evaluate_folds, surprise_folds, comparison, summary_line, score_folds
 from .models import model_kind
 from .rank import RANK, stratified_split, ranking_table, rank_line
 from .bench import run_bench, bench_line, scale_bench
+from .bayes import BAYES, bayes_folds, bayes_bench, bayes_line, myfm_fit_predict
 
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'MODEL_FILE', 'RECIPES', 'command', 'parser', 'run_command', 'format_summary', 'data',
@@ -142,12 +143,15 @@ def reproduce(out:str='results', # folder for results.csv, results.md and the fi
 
 # %% ../nbs/11_cli.ipynb #236cb53b
 MODEL_FILE = 'model.pth'
-RECIPES = {r.name: r for r in (FAST, BOOK, BOOK_NN, RANK)}  # `train --recipe`, the default first
+RECIPES = {r.name: r for r in (FAST, BOOK, BOOK_NN, RANK, BAYES)}  # `train --recipe`, the default first
 
 # %% ../nbs/11_cli.ipynb #673ccf21
 def _recipe(name:str, epochs:int|None, lr:float|None, wd:float|None, bs:int|None, n_factors:int|None):
     "The recipe `name` of `RECIPES` with the settings given on the command line changed."
     r = RECIPES[name]
+    if name == 'bayes':  # sampled, not trained: no learning rate, weight decay or batches
+        bad = [f'--{k}' for k, v in dict(lr=lr, wd=wd, bs=bs).items() if v is not None]
+        if bad: raise BadValueError(f"{', '.join(bad)} do(es) not apply to --recipe bayes (it samples; --epochs sets the sweeps)")
     if n_factors is not None and 'n_factors' not in r.learner_kwargs:
         raise BadValueError(f"--n-factors does not apply to --recipe {name} (fastai sizes its embeddings itself)")
     changes = {k: v for k, v in dict(epochs=epochs, lr=lr, wd=wd, n_factors=n_factors).items() if v is not None}
@@ -163,17 +167,19 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
           item_col:str='title', # column of the items
           rating_col:str='rating', # column of the ratings
           recipe:Param("fast: ours (the default); book: the chapter's collab_learner; nn: its neural network; "
-                       "rank: the dot product trained to rank (it scores, it does not predict ratings)", str,
+                       "rank: the dot product trained to rank (it scores, it does not predict ratings); "
+                       "bayes: the dot product sampled by Gibbs sampling, with side information", str,
                        choices=list(RECIPES))='fast',
-          epochs:int=None, # epochs of one-cycle training (default: the recipe's)
-          lr:float=None, # peak learning rate (default: the recipe's)
-          wd:float=None, # weight decay (default: the recipe's)
-          bs:int=None, # batch size (default: the recipe's)
+          epochs:int=None, # epochs of one-cycle training; for bayes, sweeps of the sampler (default: the recipe's)
+          lr:float=None, # peak learning rate (default: the recipe's; not for bayes)
+          wd:float=None, # weight decay (default: the recipe's; not for bayes)
+          bs:int=None, # batch size (default: the recipe's; not for bayes)
           n_factors:int=None, # factors per user and item (default: the recipe's; not for nn)
           seed:int=42 # seed of the validation split and of the training
          ):
     "Train a collab model on MovieLens 100k or a ratings CSV; print its validation MSE and save it to --out."
     r = _recipe(recipe, epochs, lr, wd, bs, n_factors)
+    if recipe == 'bayes' and ratings is not None: r = r.but(side=('implicit', 'days'))  # u.user and u.item are MovieLens'
     df = load_ratings() if ratings is None else read_ratings_csv(ratings)
     try: validate_ratings(df, user_col, item_col, rating_col); check_split(len(df), 0.2)
     except BadValueError as e: raise BadValueError(f"{ratings or 'MovieLens 100k'}: {e}") from None
@@ -278,13 +284,21 @@ def _device_line() -> str:
 
 @command
 def bench(runs:int=3, # fits of each recipe, alternating
+          recipe:Param("fast: ours against the book's recipe in stock fastai; bayes: our sampler against myFM", str,
+                       choices=['fast', 'bayes'])='fast',
           members:int=5, # also time ours with this many members averaged (0 or 1: don't)
           scale:bool=False, # also time one epoch on 1M and 10M synthetic ratings (seconds, peak memory)
           path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
          ):
-    "Time the book's recipe in stock fastai against ours on the seed-42 split; the last line sums up."
+    "Time the book's recipe in stock fastai (or myFM) against ours on the seed-42 split; the last line sums up."
     if members < 0: raise BadValueError(f"members must be >= 0, not {members}")
+    if runs < 1: raise BadValueError(f"runs must be >= 1, not {runs}")
     print(_device_line(), flush=True)
+    if recipe == 'bayes':  # both sample on one thread: myFM's Gibbs sampler uses one
+        _, med = bayes_bench(path, runs=runs)
+        print(f'medians of {runs} run(s), one thread each; seconds: the sampling alone (300 sweeps each)')
+        print(med.to_string(float_format='%.4f'))
+        return print(bayes_line(med))
     _, med = run_bench(load_ratings(path), runs=runs, members=(members,) if members > 1 else ())
     med['speedup'] = med.loc['stock', 'seconds'] / med.seconds
     print(f'medians of {runs} run(s); seconds: the fit alone; setup_s: DataLoaders and Learner')
@@ -295,16 +309,22 @@ def bench(runs:int=3, # fits of each recipe, alternating
 # %% ../nbs/11_cli.ipynb #8831b055
 @command
 def evaluate(folds:str='u1,u2,u3,u4,u5', # canonical folds, comma-separated
-             members:int=5, # models averaged (`fast_collab_learner`'s `n_members`)
+             recipe:Param("fast: ours, several members averaged; bayes: the Gibbs sampler with side information", str,
+                          choices=['fast', 'bayes'])='fast',
+             members:int=5, # models averaged (`fast_collab_learner`'s `n_members`; fast only)
              surprise:bool=False, # also measure Surprise's SVD on the same folds
+             myfm:bool=False, # also measure myFM with the same side information on the same folds
              path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
             ):
     "RMSE of our best model on the canonical folds beside published results; the last line sums up."
     if members < 1: raise BadValueError(f"members must be >= 1, not {members}")
-    table = evaluate_folds(folds, path, n_members=members)
+    if recipe == 'bayes': table = bayes_folds(folds, path)
+    else: table = evaluate_folds(folds, path, n_members=members)
     print(table.to_string(float_format='%.4f'))
     measured = {'Surprise SVD': surprise_folds('SVD', folds, path)} if surprise else {}
-    print(comparison(table, measured).to_string(float_format='%.4f', na_rep=''))
+    if myfm: measured['myFM, same side information'] = score_folds(lambda tr, te: myfm_fit_predict(tr, te, path=path)[0], folds, path, progress=False)
+    name = 'ours (bayes, Gibbs sampling)' if recipe == 'bayes' else f'ours (fast, {members} members)'
+    print(comparison(table, measured, name=name).to_string(float_format='%.4f', na_rep=''))
     print(summary_line(table))
 
 # %% ../nbs/11_cli.ipynb #abe92676

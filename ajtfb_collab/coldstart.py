@@ -113,7 +113,7 @@ def fold_in(learn, answers:pd.DataFrame, # ratings of new users (user, item, rat
     item_name, rating_name = item_name or i_col, rating_name or r_col
     users = list(pd.unique(answers[user_name])) if users is None else list(users)
     uf, ub = user_parts(learn.model)
-    n = len(users)
+    n, given = len(users), (prior_vecs, prior_bias)
     if prior_vecs is None:
         prior_vecs = uf[1:].mean(0).expand(n, -1)
         prior_bias = None if ub is None else ub[1:].mean(0).expand(n, *ub.shape[1:])
@@ -124,6 +124,8 @@ def fold_in(learn, answers:pd.DataFrame, # ratings of new users (user, item, rat
     if (i == 0).any(): raise UnknownNameError(f"unknown item(s) in answers: {sorted(map(str, set(answers[item_name][i.numpy() == 0])))[:5]}")
     y = torch.as_tensor(answers[rating_name].values, dtype=torch.float32)
     kind = model_kind(learn.model)
+    exact = kind.fold_in(rows, i, y, n, *given)  # a model with a closed form (a posterior) answers itself
+    if exact is not None: return users, *exact
     opt = torch.optim.Adam([vecs] + ([] if bias is None else [bias]), lr=lr)
     with _frozen(learn.model):
         for _ in range(steps):

@@ -19,6 +19,8 @@ from torch import nn
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 warnings.filterwarnings('ignore', message='The given NumPy array is not writable', category=UserWarning)
 warnings.filterwarnings('ignore', message='IProgress not found')
+warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta', category=UserWarning)  # torch's CSR matmul (Gibbs sampler)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)  # myfm imports it
 from fastai.torch_core import set_seed
 from fastai.layers import sigmoid_range
 import fastai.callback.schedule  # adds `Learner.fit_one_cycle`

@@ -134,10 +134,11 @@ def book_folds(folds='u1,u2,u3,u4,u5', path=None, with_replacement:bool=True, se
     return score_folds(partial(book_predict, with_replacement=with_replacement, seed=seed), folds, path, progress=False)
 
 # %% ../nbs/08_evaluate.ipynb #a325e06d
-def comparison(ours:pd.DataFrame, measured:dict|None=None # name -> a table like `ours` (Surprise, the book...)
+def comparison(ours:pd.DataFrame, measured:dict|None=None, # name -> a table like `ours` (Surprise, the book...)
+               name:str='ours (fast, 5 members)' # the row of `ours`
               ) -> pd.DataFrame:
     "Mean and u1 RMSE of `ours` and each `measured` table, beside `PUBLISHED`."
-    rows = {'ours (fast, 5 members)': ours, **(measured or {})}
+    rows = {name: ours, **(measured or {})}
     folds = lambda t: 'measured here, ' + ','.join(i for i in t.index if i != 'mean')
     table = pd.DataFrame({k: dict(source=folds(t), mean_rmse=t.loc['mean', 'rmse'],
                                   u1_rmse=t.rmse.get('u1', np.nan)) for k, t in rows.items()}).T

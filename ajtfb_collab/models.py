@@ -140,6 +140,11 @@ class ModelKind:
               bias:torch.Tensor|None, # their biases, (n, n_members) or (n,); None for kinds without biases
               items:torch.Tensor # item rows, (n,)
              ) -> torch.Tensor: raise NotImplementedError  # (n,) ratings, differentiable in `vecs` and `bias`
+    def fold_in(self, rows:torch.Tensor, items:torch.Tensor, y:torch.Tensor, # each answer's new-user row, item row, rating
+                n:int, prior_vecs=None, prior_bias=None # how many new users; their priors, if the caller has some
+               ) -> tuple[torch.Tensor, torch.Tensor|None]|None:
+        "New users' `(vecs, bias)` in closed form, for a kind that has one; `None`: `fold_in` fits them by gradient."
+        return None
 
     # how to save and rebuild it
     def spec(self) -> dict: raise NotImplementedError  # plain data, `kind` the class name

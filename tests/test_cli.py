@@ -94,6 +94,7 @@ def _bad_files(d):
     (['train', '--out', '{d}/new', '--ratings', '{d}/text.csv'], "first 'five' at row 1"),
     (['train', '--out', '{d}/new', '--ratings', '{d}/notacsv.csv'], 'notacsv.csv'),
     (['train', '--out', '{d}/new', '--ratings', '{d}/missing.csv'], 'no ratings file at'),
+    (['train', '--out', '{d}/new', '--recipe', 'bayes', '--lr', '0.1'], '--lr do(es) not apply to --recipe bayes'),
 ])
 def test_bad_input_one_line_status_2_nothing_written(trained, tmp_path, args, message):
     d = _bad_files(tmp_path)
@@ -123,7 +124,8 @@ def cli(command, *args):
     return Res(rc, out.getvalue(), err.getvalue())
 
 
-@pytest.mark.parametrize('recipe,kind', [('book', 'EmbeddingDotBias'), ('nn', 'EmbeddingNN'), ('rank', 'SoftmaxDot')])
+@pytest.mark.parametrize('recipe,kind', [('book', 'EmbeddingDotBias'), ('nn', 'EmbeddingNN'), ('rank', 'SoftmaxDot'),
+                                         ('bayes', 'BayesDot')])
 def test_train_each_recipe(trained, tmp_path, recipe, kind):
     d, r, _ = trained
     res = cli('train', '--out', str(tmp_path/recipe), '--ratings', str(d/'ratings.csv'), '--user-col', 'uid',
@@ -222,3 +224,14 @@ def test_user_errors_are_the_librarys_own():
     from ajtfb_collab.cli import USER_ERRORS
     from ajtfb_collab.core import CollabError
     assert USER_ERRORS == (CollabError,) and not issubclass(KeyError, USER_ERRORS)
+
+
+def test_evaluate_and_bench_the_bayes_recipe_on_the_tiny_folder(tiny_ml100k):
+    import re
+    res = cli('evaluate', '--recipe', 'bayes', '--folds', 'u1', '--path', str(tiny_ml100k), '--myfm')
+    assert res.returncode == 0, res.stderr
+    assert re.fullmatch(r'mean_rmse=\d\.\d{4} u1_rmse=\d\.\d{4}', res.stdout.strip().splitlines()[-1])
+    assert 'ours (bayes, Gibbs sampling)' in res.stdout and 'myFM, same side information' in res.stdout
+    res = cli('bench', '--recipe', 'bayes', '--runs', '1', '--path', str(tiny_ml100k))
+    assert res.returncode == 0, res.stderr
+    assert re.fullmatch(r'ours_mse=\S+ peer_mse=\S+ ours_s=\S+ peer_s=\S+ time_ratio=\S+', res.stdout.strip().splitlines()[-1])

@@ -12,6 +12,7 @@ from ajtfb_collab.data import synthetic_ratings, collab_dls
 from ajtfb_collab.models import (DotProduct, DotProductBias, ParamDotProductBias, CollabNN, FastDotBias, model_kind,
                                  build_model)
 from ajtfb_collab.fast import FAST
+from ajtfb_collab.bayes import BAYES
 from ajtfb_collab.interpret import (item_biases, item_factors, plot_item_biases, plot_item_pca, most_similar,
                                    member_cosine)
 from ajtfb_collab.inference import predict_ratings, recommend, save_model, load_model, CollabModel
@@ -35,9 +36,11 @@ MAKERS = {
     'EmbeddingDotBias': lambda dls: collab_learner(dls, n_factors=K, y_range=(0, 5.5)),
     'EmbeddingNN': lambda dls: collab_learner(dls, use_nn=True, layers=[16, 8], y_range=(0, 5.5)),
     'FastDotBias': 1, 'FastDotBias x3': 3,  # trained through the fast recipe with this many members
+    'BayesDot': 'bayes',  # sampled: its kept posterior samples are its members
 }
+MEMBERS = {'FastDotBias x3': 3, 'BayesDot': 5}
 KINDS = list(MAKERS)
-BIASED = {'DotProductBias', 'ParamDotProductBias', 'EmbeddingDotBias', 'FastDotBias', 'FastDotBias x3'}
+BIASED = {'DotProductBias', 'ParamDotProductBias', 'EmbeddingDotBias', 'FastDotBias', 'FastDotBias x3', 'BayesDot'}
 
 
 @pytest.fixture(scope='module')
@@ -49,7 +52,10 @@ def ratings():
 def learners(ratings):
     out = {}
     for name, make in MAKERS.items():
-        if isinstance(make, int):
+        if make == 'bayes':
+            torch.manual_seed(0)
+            out[name] = BAYES.but(n_factors=K, epochs=40, burn=10, keep=5, side=('implicit',)).train(ratings, progress=False)
+        elif isinstance(make, int):
             out[name] = FAST.but(n_factors=K, n_members=make, epochs=6, dls_kwargs=dict(bs=64)).train(ratings, progress=False)
         else:
             dls = collab_dls(ratings, bs=64)
@@ -76,7 +82,7 @@ def test_kind_reads_the_model(learners, kind):
     k = model_kind(learn.model)
     n_users, n_items = (len(v) for v in learn.dls.classes.values())
     assert len(k.user_factors()) == n_users and len(k.item_factors()) == n_items
-    assert k.n_members == (3 if kind == 'FastDotBias x3' else 1)
+    assert k.n_members == MEMBERS.get(kind, 1)
     assert (k.item_bias() is not None) == (kind in BIASED)
     x = learn.dls.valid.one_batch()[0][:20].cpu()
     u, i = x[:, 0], x[:, 1]

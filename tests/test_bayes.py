@@ -1,0 +1,99 @@
+"The Gibbs sampler: it recovers known factors better than the mode, and its model is one more kind of the library."
+import numpy as np, pandas as pd, pytest, torch
+from ajtfb_collab.bayes import (BAYES, BayesDot, bayes_line, gibbs, implicit, low_rank_data, table_rmse, wishart,
+                                bayes_fit_predict)
+from ajtfb_collab.evaluate import rmse
+from ajtfb_collab.inference import load_model, predict_ratings, recommend, save_model
+from ajtfb_collab.models import model_kind
+
+
+@pytest.fixture(scope='module')
+def low_rank():
+    u, i, r, truth = low_rank_data(n_users=200, n_items=120, n_ratings=4000, noise=0.5, seed=1)
+    fit = lambda **kw: gibbs(u, i, r, 201, 121, n_factors=8, n_iter=150, burn=40, hetero=None, progress=False,
+                             device='cpu', **kw)
+    return fit, truth
+
+
+def test_posterior_mean_recovers_the_table_better_than_any_mode(low_rank):
+    fit, truth = low_rank
+    post = fit()
+    best_mode = min(table_rmse(fit(sample=False, lam=lam), truth) for lam in (0.3, 1., 3., 10., 30.))
+    assert table_rmse(post, truth) < best_mode - 0.01
+    assert table_rmse(post, truth) < 0.5  # below the noise it was given: it found the table, not the ratings
+
+
+def test_noise_precision_is_found(low_rank):
+    fit, _ = low_rank
+    alpha = fit().trace.alpha.iloc[40:].mean()
+    assert 3 < alpha < 5  # noise 0.5: precision 4
+
+
+def test_the_model_holds_the_kept_samples_as_members(low_rank):
+    fit, _ = low_rank
+    post = fit(keep=7)
+    model = BayesDot.from_posterior(post)
+    assert model.n_members == 7 and model.n_factors == 8
+    x = torch.tensor([[1, 1], [5, 9]])
+    by_hand = (post.items[:, x[:, 1], 0] + post.users[:, x[:, 0], 0]
+               + (post.users[:, x[:, 0], 1:] * post.items[:, x[:, 1], 1:]).sum(-1)).mean(0)  # (2,)
+    with torch.no_grad(): assert torch.allclose(model(x), by_hand, atol=1e-5)
+
+
+def test_wishart_mean():
+    torch.manual_seed(0)
+    scale = torch.tensor([[2., .5], [.5, 1.]], dtype=torch.float64)
+    m = torch.stack([wishart(scale, 4.) for _ in range(3000)]).mean(0)
+    assert torch.allclose(m, 4 * scale, atol=0.3)
+
+
+def test_implicit_rows_have_unit_norm():
+    F = implicit(np.array([0, 0, 0, 1]), np.array([0, 1, 2, 2]), 3, 3)
+    assert torch.allclose(F.norm(dim=1), torch.tensor([1., 1., 0.]))
+
+
+@pytest.fixture(scope='module')
+def learned():
+    u, i, r, _ = low_rank_data(n_users=120, n_items=80, n_ratings=3000, seed=2)
+    df = pd.DataFrame(dict(user=u, title=[f'Film {j}' for j in i], rating=r))
+    return df, BAYES.but(epochs=60, burn=20, keep=10, side=('implicit',)).train(df, progress=False)
+
+
+def test_save_load_round_trip(learned, tmp_path):
+    df, learn = learned
+    loaded = load_model(save_model(learn, tmp_path/'bayes.pth'))
+    assert type(loaded.model) is BayesDot and loaded.model.n_members == 10
+    assert np.allclose(predict_ratings(loaded, df.head(200)), predict_ratings(learn, df.head(200)), atol=1e-5)
+    assert recommend(loaded, 1, n=5).title.tolist() == recommend(learn, 1, n=5).title.tolist()
+    assert model_kind(loaded.model).summary()['y_range'] is None
+
+
+def test_valid_mse_beats_the_mean(learned):
+    df, learn = learned
+    assert learn.recorder.values[-1][1] < 0.6 * df.rating.var()
+
+
+def test_bayes_line():
+    med = pd.DataFrame(dict(valid_mse=[0.747, 0.756], seconds=[7.0, 11.0]), index=['bayes', 'myfm'])
+    assert bayes_line(med) == 'ours_mse=0.7470 peer_mse=0.7560 ours_s=7.00 peer_s=11.00 time_ratio=0.64'
+
+
+def test_exact_fold_in_recovers_a_known_user():
+    "A user's own training ratings, folded in as a new user, give back about that user's predictions."
+    from ajtfb_collab.coldstart import fold_in
+    u, i, r, _ = low_rank_data(n_users=120, n_items=80, n_ratings=3000, seed=2)
+    df = pd.DataFrame(dict(user=u, title=[f'Film {j}' for j in i], rating=r))
+    torch.manual_seed(0)
+    learn = BAYES.but(epochs=60, burn=20, keep=10, side=()).train(df, progress=False)  # no side information:
+    mine = df[df.user == 7]                                  # the new user's prior is then the known users' prior
+    _, vecs, bias = fold_in(learn, mine.assign(user='again'))
+    kind = model_kind(learn.model)
+    items = torch.arange(1, len(learn.dls.classes['title']))
+    new = kind.score(vecs.expand(len(items), -1), bias.expand(len(items), -1), items)
+    row = list(learn.dls.classes['user']).index(7)
+    own = torch.as_tensor(kind.predict(np.full(len(items), row), items.numpy()))
+    mean_user = kind.score(kind.user_factors()[1:].mean(0).expand(len(items), -1),
+                           kind.user_bias()[1:].mean(0).expand(len(items), -1), items)  # before any answer
+    corr = lambda a: np.corrcoef(a.numpy(), own.numpy())[0, 1]
+    assert corr(new) > 0.95 and corr(mean_user) < 0.8
+    assert (new - own).abs().mean() < 0.15 < (mean_user - own).abs().mean()
