@@ -12,15 +12,15 @@ from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.torch_core import default_device
 from fastprogress.fastprogress import progress_bar
-from .data import load_ratings, load_users, load_movies, genre_names
+from .data import load_users, load_movies, genre_names
 from .models import FastDotBias, FastDotBiasKind, register
 from .fast import fast_collab_dls, member_mse
-from .evaluate import rmse, score_folds
+from .evaluate import score_folds
 
 # %% auto #0
 __all__ = ['SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'user_info', 'item_info', 'implicit', 'BayesDot',
            'BayesDotKind', 'low_rank_data', 'table_rmse', 'bayes_dls', 'side_features', 'BayesLearner', 'bayes_learner',
-           'threads', 'bayes_fit_predict', 'myfm_fit_predict', 'bayes_folds', 'bayes_bench', 'bayes_line']
+           'threads', 'bayes_fit_predict', 'myfm_fit_predict', 'bayes_folds']
 
 # %% ../nbs/09_bayes.ipynb #47215b61
 def _csr(rows:np.ndarray, cols:np.ndarray, shape:tuple, device) -> tuple:
@@ -57,7 +57,7 @@ def _gamma(shape, rate) -> torch.Tensor:
 class Side:
     "One side (users or items) of the model: its vectors `th` `(n, K)` and their prior, `N(m + F B, Lam^-1)` per row."
     def __init__(self, n:int, K:int, feats:torch.Tensor|None, device, lam:float):
-        self.n, self.K, self.lam0 = n, K, lam
+        self.n, self.K = n, K
         self.th = 0.1 * torch.randn(n, K, device=device)  # column 0: the bias; 1..: the factors
         self.m, self.Lam = torch.zeros(K, device=device), lam * torch.eye(K, device=device)
         self.w = torch.ones(n, device=device)  # each row's noise precision, relative (1: the same for all)
@@ -124,7 +124,6 @@ class Posterior:
     "What `gibbs` returns: kept samples, the averaged predictions for the rows to score, and a trace per sweep."
     users: torch.Tensor  # (S, n_users, K): column 0 the bias, 1.. the factors
     items: torch.Tensor  # (S, n_items, K): column 0 the bias plus that sample's global mean
-    day_bias: torch.Tensor|None  # (n_days,) posterior mean of each day's bias, or None
     pred: np.ndarray  # (n_score,) posterior predictive mean of each row to score
     trace: pd.DataFrame  # per sweep: alpha (noise precision), train_mse, and score_mse if ratings to score were given
     seconds: float
@@ -164,8 +163,9 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
         sd = T(np.maximum(score_days, 0)) if score_days is not None and days is not None else None
         sknown = T(np.asarray(score_days) >= 0, torch.float32) if sd is not None else None
         pred_sum = torch.zeros(len(su), device=dev)
+        targ = None if score_r is None else T(score_r, torch.float32)
     every = max(1, (n_iter - burn) // max(keep, 1))
-    kept_u, kept_i, kept_p, d_sum, n_avg, rows = [], [], [], 0, 0, []
+    kept_u, kept_i, kept_p, n_avg, rows = [], [], [], 0, []
     start = time.perf_counter()
     for it in (progress_bar(range(n_iter), leave=False) if progress else range(n_iter)):
         y = rr - d[rd] if d is not None else rr  # ratings less the day biases
@@ -197,7 +197,6 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
         row = dict(sweep=it, alpha=alpha, train_mse=float(e2.mean()))
         if it >= burn:
             n_avg += 1
-            if d is not None: d_sum = d_sum + d
             if (it - burn) % every == 0 and len(kept_u) < keep:
                 kept_u.append(U.th.clone()); kept_i.append(torch.cat([V.th[:, :1] + mu, V.th[:, 1:]], 1))
                 kept_p.append((U.m.clone(), U.Lam.clone(), torch.tensor(alpha), V.w.clone()))
@@ -205,8 +204,7 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
             p = mu + U.th[su, 0] + V.th[si, 0] + (U.th[su, 1:] * V.th[si, 1:]).sum(1)
             if sd is not None: p = p + d[sd] * sknown
             if it >= burn: pred_sum += p
-            if score_r is not None:
-                targ = T(score_r, torch.float32)
+            if targ is not None:
                 avg = pred_sum / n_avg if it >= burn else p
                 row.update(score_mse=float(((p - targ) ** 2).mean()), score_mse_avg=float(((avg - targ) ** 2).mean()))
         rows.append(row)
@@ -215,7 +213,6 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
         kept_p = [(U.m.clone(), U.Lam.clone(), torch.tensor(alpha), V.w.clone())]
     prior = tuple(torch.stack([p[j].float().cpu() for p in kept_p]) for j in range(4))
     return Posterior(torch.stack(kept_u).cpu(), torch.stack(kept_i).cpu(),
-                     (d_sum / n_avg).cpu() if d is not None else None,
                      (pred_sum / n_avg).cpu().numpy() if scoring else np.zeros(0, np.float32),
                      pd.DataFrame(rows).set_index('sweep'), time.perf_counter() - start, prior)
 
@@ -419,7 +416,6 @@ def bayes_fit_predict(train:pd.DataFrame, test:pd.DataFrame, recipe:TrainRecipe=
     recipe = recipe.but(**kwargs)
     learn = recipe.learner(recipe.make_dls(train, test, **recipe.dls_kwargs))
     torch.manual_seed(seed)
-    learn.posterior = None
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(recipe.epochs)
     return learn.posterior.pred, learn.posterior.seconds
 
@@ -465,25 +461,3 @@ def bayes_folds(folds='u1,u2,u3,u4,u5', path=None, peer:bool=False, progress:boo
     ours = score_folds(lambda tr, te: bayes_fit_predict(tr, te, path=path, **kwargs)[0], folds, path, progress)
     if not peer: return ours
     return ours, score_folds(lambda tr, te: myfm_fit_predict(tr, te, path=path)[0], folds, path, progress=False)
-
-def bayes_bench(path=None, # MovieLens 100k folder; `None`: `untar_data(URLs.ML_100k)`
-                runs:int=3, n_threads:int=1, progress:bool=True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "`BAYES` and myFM with the same side information on the seed-42 split, alternating, on `n_threads`: runs and medians."
-    ratings = load_ratings(path)
-    trn, val = random_split(len(ratings), 0.2, 42)
-    train, valid = ratings.iloc[trn], ratings.iloc[val]
-    rows = []
-    with threads(n_threads):
-        for r in range(runs):
-            for name, fit in (('bayes', bayes_fit_predict), ('myfm', myfm_fit_predict)):
-                pred, seconds = fit(train, valid, seed=r, path=path)
-                rows.append(dict(run=r, recipe=name, valid_mse=rmse(pred, valid.rating, clip=None) ** 2, seconds=seconds))
-                if progress: print(kv_line(rows[-1]), flush=True)
-    runs_df = pd.DataFrame(rows)
-    return runs_df, runs_df.groupby('recipe', sort=False)[['valid_mse', 'seconds']].median()
-
-def bayes_line(medians:pd.DataFrame) -> str:
-    "The summary line: `ours_mse=.. peer_mse=.. ours_s=.. peer_s=.. time_ratio=..` (medians; peer: myFM)."
-    o, p = medians.loc['bayes'], medians.loc['myfm']
-    return (f"ours_mse={o.valid_mse:.4f} peer_mse={p.valid_mse:.4f} ours_s={o.seconds:.2f} peer_s={p.seconds:.2f} "
-            f"time_ratio={o.seconds / p.seconds:.2f}")

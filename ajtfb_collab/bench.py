@@ -12,11 +12,11 @@ from .data import load_ratings, synthetic_ratings
 from .chapter import BOOK, STOCK
 from .fast import FAST, fast_collab_dls, fast_collab_learner
 from .evaluate import rmse
-from .bayes import BAYES, bayes_fit_predict, myfm_fit_predict, threads
+from .bayes import bayes_fit_predict, myfm_fit_predict, threads
 
 # %% auto #0
-__all__ = ['PEERS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'surprise_fit_predict', 'peer_bench', 'scale_run',
-           'scale_bench']
+__all__ = ['PEERS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'surprise_fit_predict', 'peer_bench', 'bayes_line',
+           'scale_run', 'scale_bench']
 
 # %% ../nbs/10_bench.ipynb #34c2cb25
 def bench_fit(recipe:TrainRecipe, # `STOCK`, `BOOK`, `FAST` or any other
@@ -94,6 +94,12 @@ def peer_bench(ratings:pd.DataFrame|None=None, runs:int=3, fits:dict=PEERS, n_th
                 if progress: print(kv_line(rows[-1]), flush=True)
     runs_df = pd.DataFrame(rows)
     return runs_df, runs_df.groupby('recipe', sort=False)[['valid_mse', 'seconds']].median()
+
+def bayes_line(medians:pd.DataFrame, ours:str='bayes (ours)', peer:str='myFM, same side information') -> str:
+    "The summary line of ours against myFM: `ours_mse=.. peer_mse=.. ours_s=.. peer_s=.. time_ratio=..` (medians)."
+    o, p = medians.loc[ours], medians.loc[peer]
+    return (f"ours_mse={o.valid_mse:.4f} peer_mse={p.valid_mse:.4f} ours_s={o.seconds:.2f} peer_s={p.seconds:.2f} "
+            f"time_ratio={o.seconds / p.seconds:.2f}")
 
 # %% ../nbs/10_bench.ipynb #275e71c2
 def _peak_rss_mb() -> float:

@@ -5,6 +5,7 @@
 # %% ../nbs/11_cli.ipynb #a394b8f8
 from __future__ import annotations
 import argparse, sys
+from functools import partial
 from pathlib import Path
 from .core import (CollabError, BadValueError, MissingFileError, NotAFolderError, vocab, columns,
                                as_vocab_type, check_split, y_range_for, kv_line)
@@ -24,8 +25,8 @@ from .fast import FAST
 from .evaluate import evaluate_folds, surprise_folds, comparison, summary_line, score_folds
 from .models import model_kind
 from .rank import RANK, stratified_split, ranking_table, rank_line
-from .bench import run_bench, bench_line, scale_bench
-from .bayes import BAYES, bayes_folds, bayes_bench, bayes_line, myfm_fit_predict
+from .bench import run_bench, bench_line, scale_bench, peer_bench, PEERS, bayes_line
+from .bayes import BAYES, bayes_folds, myfm_fit_predict
 
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'MODEL_FILE', 'RECIPES', 'command', 'parser', 'run_command', 'format_summary', 'data',
@@ -295,7 +296,8 @@ def bench(runs:int=3, # fits of each recipe, alternating
     if runs < 1: raise BadValueError(f"runs must be >= 1, not {runs}")
     print(_device_line(), flush=True)
     if recipe == 'bayes':  # both sample on one thread: myFM's Gibbs sampler uses one
-        _, med = bayes_bench(path, runs=runs)
+        fits = {k: partial(PEERS[k], path=path) for k in ('bayes (ours)', 'myFM, same side information')}
+        _, med = peer_bench(load_ratings(path), runs=runs, fits=fits)
         print(f'medians of {runs} run(s), one thread each; seconds: the sampling alone (300 sweeps each)')
         print(med.to_string(float_format='%.4f'))
         return print(bayes_line(med))
