@@ -8,6 +8,7 @@ import contextlib, importlib.util, io, math, time
 from dataclasses import dataclass
 from .core import BadValueError, MissingPackageError, TrainRecipe, encode, kv_line, random_split
 import numpy as np, pandas as pd, torch
+import scipy.sparse as sps
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.torch_core import default_device
@@ -18,9 +19,9 @@ from .fast import fast_collab_dls, member_mse
 from .evaluate import score_folds
 
 # %% auto #0
-__all__ = ['SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'user_info', 'item_info', 'implicit', 'BayesDot',
-           'BayesDotKind', 'low_rank_data', 'table_rmse', 'bayes_dls', 'side_features', 'BayesLearner', 'bayes_learner',
-           'threads', 'bayes_fit_predict', 'myfm_fit_predict', 'bayes_folds']
+__all__ = ['DENSE_SIDE_MAX', 'implicit', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'user_info', 'item_info',
+           'implicit_feedback', 'BayesDot', 'BayesDotKind', 'low_rank_data', 'table_rmse', 'bayes_dls', 'side_features',
+           'BayesLearner', 'bayes_learner', 'threads', 'bayes_fit_predict', 'myfm_fit_predict', 'bayes_folds']
 
 # %% ../nbs/09_bayes.ipynb #47215b61
 def _csr(rows:np.ndarray, cols:np.ndarray, shape:tuple, device) -> tuple:
@@ -54,19 +55,43 @@ def _gamma(shape, rate) -> torch.Tensor:
     return torch._standard_gamma(shape) / rate
 
 # %% ../nbs/09_bayes.ipynb #3acf8d27
+def _as_csr(F) -> torch.Tensor:
+    "`F` (a dense tensor or array, a SciPy sparse matrix or a torch CSR one) as a float32 torch CSR matrix on the CPU."
+    if isinstance(F, torch.Tensor) and F.layout == torch.sparse_csr: return F.float().cpu()
+    F = sps.csr_matrix(F.detach().cpu().numpy() if isinstance(F, torch.Tensor) else F, dtype=np.float32)
+    as_long = lambda a: torch.from_numpy(a.astype(np.int64))
+    return torch.sparse_csr_tensor(as_long(F.indptr), as_long(F.indices), torch.from_numpy(F.data), F.shape,
+                                   check_invariants=False)  # SciPy's CSR is valid: no need to check it again
+
+def _scipy(F:torch.Tensor) -> sps.csr_matrix:
+    "A torch CSR matrix as SciPy's (sharing nothing: for set-up steps such as a transpose)."
+    F = F.cpu()
+    return sps.csr_matrix((F.values().numpy(), F.col_indices().numpy(), F.crow_indices().numpy()), shape=F.shape)
+
+DENSE_SIDE_MAX = 1 << 22  # side information of up to this many entries (n x p) is drawn in the eigenbasis of F^T F
+
 class Side:
     "One side (users or items) of the model: its vectors `th` `(n, K)` and their prior, `N(m + F B, Lam^-1)` per row."
-    def __init__(self, n:int, K:int, feats:torch.Tensor|None, device, lam:float):
+    def __init__(self, n:int, K:int, feats, device, lam:float, dense_max:int=DENSE_SIDE_MAX):
         self.n, self.K = n, K
-        self.th = 0.1 * torch.randn(n, K, device=device)  # column 0: the bias; 1..: the factors
+        # column 0: the bias; 1..: the factors. Drawn at 0.5, not near 0: from tiny factors the sampled prior
+        # precision is large and keeps them tiny for tens of sweeps (on the ladder's 1M ratings, 20 sweeps stuck at 0.86)
+        self.th = 0.5 * torch.randn(n, K, device=device)
         self.m, self.Lam = torch.zeros(K, device=device), lam * torch.eye(K, device=device)
         self.w = torch.ones(n, device=device)  # each row's noise precision, relative (1: the same for all)
-        self.F = feats  # (n, p) side information, or None
-        if feats is not None:
-            e, Q = torch.linalg.eigh((feats.T @ feats).double().cpu())  # once: F^T F = Q diag(e) Q^T
-            self.e, self.FQ = e.clamp_min(0).float().to(device), feats @ Q.float().to(device)  # (p,), (n, p)
-            self.Bq = torch.zeros(feats.shape[1], K, device=device)  # B in the eigenbasis: B = Q Bq
-            self.FB, self.lam_b = torch.zeros(n, K, device=device), 1.0  # F B (n, K); the prior precision of B
+        self.F = None if feats is None else _as_csr(feats)  # (n, p) side information, sparse
+        if self.F is not None:
+            Fs = _scipy(self.F)
+            self.Ft = _as_csr(Fs.T).to(device)  # (p, n): F^T, for the products F^T x
+            self.F_sq = torch.as_tensor(np.asarray(Fs.multiply(Fs).sum(0)).ravel(), dtype=torch.float32, device=device)  # (p,) diag of F^T F
+            self.F = self.F.to(device)
+            self.B = torch.zeros(Fs.shape[1], K, device=device)  # (p, K) the side-information weights
+            self.FB, self.lam_b, self.cg_iters = torch.zeros(n, K, device=device), 1.0, 0  # F B (n, K); B's prior precision
+            self.FQ = None  # small tables: F^T F = Q diag(e) Q^T once, and B held in that basis (Q^T B)
+            if n * Fs.shape[1] <= dense_max:
+                Fd = torch.from_numpy(Fs.toarray()).double()
+                e, Q = torch.linalg.eigh(Fd.T @ Fd)
+                self.e, self.FQ = e.clamp_min(0).float().to(device), (Fd @ Q).float().to(device)  # (p,), (n, p)
     @property
     def prior_mean(self) -> torch.Tensor: return self.m + (self.FB if self.F is not None else 0)  # (n, K) or (K,)
 
@@ -80,8 +105,8 @@ def _hyper(me:Side):
     Winv = torch.eye(K, dtype=torch.float64) + dc.T @ dc + (N / (1 + N)) * torch.outer(xb, xb)
     df = K + N
     if me.F is not None:  # B's rows have the prior N(0, (lam_b Lam)^-1): they inform Lam too
-        Bq = me.Bq.double().cpu()
-        Winv, df = Winv + me.lam_b * Bq.T @ Bq, df + len(Bq)
+        B = me.B.double().cpu()
+        Winv, df = Winv + me.lam_b * B.T @ B, df + len(B)
     W = torch.linalg.inv(Winv)
     Lam = wishart((W + W.T) / 2, df)
     Lc = torch.linalg.cholesky(Lam * (1 + N))
@@ -89,18 +114,52 @@ def _hyper(me:Side):
     me.Lam, me.m = Lam.float().to(dev), m.float().to(dev)
     if me.F is not None: _side_weights(me, sample=True)
 
-def _side_weights(me:Side, sample:bool):
-    "`B | th`: each row of `th - m` regressed on the features, exactly, in the eigenbasis of `F^T F`."
+def _cg(matvec, b:torch.Tensor, x:torch.Tensor, diag:torch.Tensor, tol:float=1e-4, max_iter:int=200) -> tuple:
+    "Jacobi-preconditioned conjugate gradients for `A x = b`, each column of `b` `(p, K)` its own system, from `x`: `(x, iterations)`."
+    # diag: (p, 1), A's diagonal (the preconditioner)
+    r = b - matvec(x)
+    z = r / diag
+    d, rz, stop = z, (r * z).sum(0), tol * b.norm(dim=0).clamp_min(1e-30)  # (p, K), (K,), (K,)
+    for it in range(max_iter):
+        if bool((r.norm(dim=0) <= stop).all()): return x, it
+        Ad = matvec(d)
+        a = rz / (d * Ad).sum(0).clamp_min(1e-30)  # (K,): one step size per column
+        x, r = x + a * d, r - a * Ad
+        z = r / diag
+        rz, rz_old = (r * z).sum(0), rz
+        d = z + (rz / rz_old.clamp_min(1e-30)) * d
+    return x, max_iter
+
+def _normal_rows(n:int, Lam:torch.Tensor) -> torch.Tensor:
+    "`(n, K)` rows drawn from `N(0, Lam^-1)`."
+    L = torch.linalg.cholesky(Lam)
+    return torch.linalg.solve_triangular(L.T, torch.randn(len(Lam), n, device=Lam.device), upper=True).T
+
+def _lam_b(me:Side):
+    "Draw the precision of `B`'s rows relative to `Lam` (Gamma, given `B`)."
+    tr = float(((me.B @ me.Lam) * me.B).sum())
+    me.lam_b = float(_gamma(1 + me.B.numel() / 2, 1 + tr / 2))
+
+def _side_weights_eig(me:Side, sample:bool):
+    "`B | th` on a small table, exactly, in the eigenbasis of `F^T F` where the rows' precisions are diagonal: no system to solve."
     G = me.FQ.T @ (me.th - me.m)  # (p, K)
     prec = (me.e + me.lam_b)[:, None]  # (p, 1)
-    me.Bq = G / prec
-    if sample:
-        L = torch.linalg.cholesky(me.Lam)
-        E = torch.linalg.solve_triangular(L.T, torch.randn(me.K, len(G), device=G.device), upper=True).T  # rows ~ N(0, Lam^-1)
-        me.Bq = me.Bq + E / prec.sqrt()
-        tr = float(((me.Bq @ me.Lam) * me.Bq).sum())
-        me.lam_b = float(_gamma(1 + me.Bq.numel() / 2, 1 + tr / 2))
-    me.FB = me.FQ @ me.Bq
+    me.B = G / prec + (_normal_rows(len(G), me.Lam) / prec.sqrt() if sample else 0)
+    if sample: _lam_b(me)
+    me.FB = me.FQ @ me.B
+
+def _side_weights(me:Side, sample:bool, tol:float=1e-3):
+    "`B | th`: `th - m` regressed on the features, `A B = F^T (th - m)`, solved by conjugate gradients; a draw when `sample`."
+    if me.FQ is not None: return _side_weights_eig(me, sample)
+    rhs = me.th - me.m  # (n, K)
+    if sample:  # perturb, then solve: A^-1 (F^T (y + e1) + sqrt(lam_b) e2) is an exact draw of N(A^-1 F^T y, A^-1 (x) Lam^-1)
+        rhs = rhs + _normal_rows(me.n, me.Lam)
+    b = me.Ft @ rhs  # (p, K)
+    if sample: b = b + math.sqrt(me.lam_b) * _normal_rows(len(b), me.Lam)
+    matvec = lambda X: me.Ft @ (me.F @ X) + me.lam_b * X  # A X, two passes over F's nonzeros
+    me.B, me.cg_iters = _cg(matvec, b, me.B, (me.F_sq + me.lam_b)[:, None], tol)  # warm start: the last draw
+    if sample: _lam_b(me)
+    me.FB = me.F @ me.B
 
 def _vectors(me:Side, other:Side, ones:torch.Tensor, ys:torch.Tensor, pattern:tuple, alpha:float, mu:float,
              sample:bool):
@@ -108,9 +167,12 @@ def _vectors(me:Side, other:Side, ones:torch.Tensor, ys:torch.Tensor, pattern:tu
     K, O = me.K, other.th
     z = torch.cat([torch.ones_like(O[:, :1]), O[:, 1:]], 1)  # (n_other, K): [1, factors] meets [bias, factors]
     wo, wm = other.w[:, None], me.w[:, None]
-    S = wm * (ones @ (wo * (z[:, :, None] * z[:, None, :]).reshape(len(O), K * K)))  # (n, K*K): sum of z z^T
+    r, c = torch.triu_indices(K, K, device=z.device)  # z z^T is symmetric: its upper triangle, K (K + 1) / 2 entries
+    S_up = wm * (ones @ (wo * z[:, r] * z[:, c]))  # (n, K(K+1)/2): each row's sum of z z^T over its ratings
+    S = torch.zeros(me.n, K, K, device=z.device)
+    S[:, r, c] = S_up; S[:, c, r] = S_up
     t = wm * (ys @ (wo * z) - ones @ (wo * (mu + O[:, :1]) * z))  # (n, K): sum of z times what is left to explain
-    P = alpha * S.view(-1, K, K) + me.Lam  # (n, K, K) posterior precisions
+    P = alpha * S + me.Lam  # (n, K, K) posterior precisions
     b = alpha * t + me.prior_mean @ me.Lam
     if sample:  # b + noise with covariance P: P^-1 b is then a draw of N(P^-1 b, P^-1)
         eps = _spmat(pattern, torch.randn(len(pattern[1]), device=z.device))
@@ -125,7 +187,7 @@ class Posterior:
     users: torch.Tensor  # (S, n_users, K): column 0 the bias, 1.. the factors
     items: torch.Tensor  # (S, n_items, K): column 0 the bias plus that sample's global mean
     pred: np.ndarray  # (n_score,) posterior predictive mean of each row to score
-    trace: pd.DataFrame  # per sweep: alpha (noise precision), train_mse, and score_mse if ratings to score were given
+    trace: pd.DataFrame  # per sweep: alpha (noise precision), train_mse, score_mse if ratings to score were given, seconds
     seconds: float
     user_prior: tuple = ()  # for each kept sample: the users' prior mean (S, K) and precision (S, K, K), the noise
                             # precision alpha (S,), and each item's relative noise precision (S, n_items): a new user's posterior
@@ -134,7 +196,7 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
           n_users:int, n_items:int, n_factors:int=10,
           n_iter:int=300, burn:int=50, # sweeps, and sweeps left out of the averages at the start
           keep:int=50, # samples kept (evenly spaced after `burn`) for the model; predictions average every sweep
-          user_feats:torch.Tensor|None=None, item_feats:torch.Tensor|None=None, # (n_users, p), (n_items, q)
+          user_feats=None, item_feats=None, # side information (n_users, p), (n_items, q): dense, SciPy or torch sparse
           days:np.ndarray|None=None, n_days:int=0, # day code of each training rating (a bias per day)
           score_u:np.ndarray|None=None, score_i:np.ndarray|None=None, # rows to predict, averaged over sweeps
           score_days:np.ndarray|None=None, score_r:np.ndarray|None=None, # their days (-1: unknown), ratings
@@ -153,8 +215,7 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
     pat_u, pat_i = _csr(np.asarray(u), np.asarray(i), (n_users, n_items), dev), _csr(np.asarray(i), np.asarray(u), (n_items, n_users), dev)
     ones = torch.ones(n, device=dev)
     ones_u, ones_i = _spmat(pat_u, ones), _spmat(pat_i, ones)
-    feats = lambda f: None if f is None else f.float().to(dev)
-    U, V = Side(n_users, K, feats(user_feats), dev, lam), Side(n_items, K, feats(item_feats), dev, lam)
+    U, V = Side(n_users, K, user_feats, dev, lam), Side(n_items, K, item_feats, dev, lam)  # features: dense or sparse
     mu, alpha, d, lam_d = float(rr.mean()), 1.0, None, lam
     if days is not None: rd, d = T(days), torch.zeros(n_days, device=dev)
     scoring = score_u is not None
@@ -168,6 +229,7 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
     kept_u, kept_i, kept_p, n_avg, rows = [], [], [], 0, []
     start = time.perf_counter()
     for it in (progress_bar(range(n_iter), leave=False) if progress else range(n_iter)):
+        t_sweep = time.perf_counter()
         y = rr - d[rd] if d is not None else rr  # ratings less the day biases
         for me, other, pat, ones_m in ((U, V, pat_u, ones_u), (V, U, pat_i, ones_i)):
             if sample: _hyper(me)
@@ -207,7 +269,7 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
             if targ is not None:
                 avg = pred_sum / n_avg if it >= burn else p
                 row.update(score_mse=float(((p - targ) ** 2).mean()), score_mse_avg=float(((avg - targ) ** 2).mean()))
-        rows.append(row)
+        rows.append(dict(row, seconds=time.perf_counter() - t_sweep))
     if not sample:  # the mode: one "sample", the last
         kept_u, kept_i = [U.th.clone()], [torch.cat([V.th[:, :1] + mu, V.th[:, 1:]], 1)]
         kept_p = [(U.m.clone(), U.Lam.clone(), torch.tensor(alpha), V.w.clone())]
@@ -247,11 +309,15 @@ def item_info(items:list, item_name:str='title', path=None) -> tuple[torch.Tenso
     F = torch.cat([year, torch.tensor(movies[genres].fillna(0).to_numpy(), dtype=torch.float32)], 1)
     return torch.cat([torch.zeros(1, F.shape[1]), F]), [f'year_{j}' for j in range(year.shape[1])] + genres
 
-def implicit(rows:np.ndarray, cols:np.ndarray, n_rows:int, n_cols:int) -> torch.Tensor:
-    "`(n_rows, n_cols)`: who rated what, each row scaled by 1/sqrt(its count) (SVD++'s implicit feedback)."
-    F = torch.zeros(n_rows, n_cols)
-    F[torch.as_tensor(rows), torch.as_tensor(cols)] = 1.
-    return F / F.sum(1, keepdim=True).clamp_min(1).sqrt()
+def implicit_feedback(rows:np.ndarray, cols:np.ndarray, n_rows:int, n_cols:int) -> sps.csr_matrix:
+    "Sparse `(n_rows, n_cols)`: who rated what (a pair rated twice counts once), each row scaled by 1/sqrt(its count), as SVD++."
+    F = sps.csr_matrix((np.ones(len(rows), np.float32), (np.asarray(rows), np.asarray(cols))), shape=(n_rows, n_cols))
+    F.sum_duplicates(); F.data[:] = 1.
+    count = np.diff(F.indptr)  # (n_rows,) items per row
+    F.data /= np.sqrt(np.maximum(count, 1)).astype(np.float32).repeat(count)
+    return F
+
+implicit = implicit_feedback  # its earlier name
 
 # %% ../nbs/09_bayes.ipynb #da5ab9de
 class BayesDot(FastDotBias):
@@ -349,17 +415,18 @@ def bayes_dls(ratings:pd.DataFrame, valid:pd.DataFrame|None=None, # as `fast_col
 # %% ../nbs/09_bayes.ipynb #840535e7
 SIDE = ('implicit', 'users', 'items', 'days')  # every ingredient: who rated what, u.user, u.item, the day of the rating
 
-def side_features(dls, side:tuple=SIDE, path=None) -> tuple[torch.Tensor|None, torch.Tensor|None]:
-    "The user and item side-information matrices of `side` for the vocabulary and training set of `dls`."
+def side_features(dls, side:tuple=SIDE, path=None) -> tuple[sps.csr_matrix|None, sps.csr_matrix|None]:
+    "The user and item side-information matrices of `side` (sparse) for the vocabulary and training set of `dls`."
     (user_name, users), (item_name, items) = dls.classes.items()
     x = dls.train.x.cpu().numpy()  # (n, 2) user and item rows
     Fu, Fi = [], []
-    if 'users' in side: Fu.append(user_info(users, path)[0])
-    if 'items' in side: Fi.append(item_info(items, item_name, path)[0])
+    if 'users' in side: Fu.append(sps.csr_matrix(user_info(users, path)[0].numpy()))
+    if 'items' in side: Fi.append(sps.csr_matrix(item_info(items, item_name, path)[0].numpy()))
     if 'implicit' in side:
-        Fu.append(implicit(x[:, 0], x[:, 1], len(users), len(items)))
-        Fi.append(implicit(x[:, 1], x[:, 0], len(items), len(users)))
-    return (torch.cat(Fu, 1) if Fu else None), (torch.cat(Fi, 1) if Fi else None)
+        Fu.append(implicit_feedback(x[:, 0], x[:, 1], len(users), len(items)))
+        Fi.append(implicit_feedback(x[:, 1], x[:, 0], len(items), len(users)))
+    stack = lambda Fs: sps.hstack(Fs, format='csr', dtype=np.float32) if Fs else None
+    return stack(Fu), stack(Fi)
 
 class BayesLearner(Learner):
     "A `Learner` whose `fit` samples the posterior (`gibbs`) instead of descending a gradient: epochs are sweeps."
@@ -412,12 +479,13 @@ class threads:
 def bayes_fit_predict(train:pd.DataFrame, test:pd.DataFrame, recipe:TrainRecipe=BAYES, seed:int=0,
                       **kwargs # changes to the recipe: `epochs` (sweeps), `n_factors`, `side`...
                      ) -> tuple[np.ndarray, float]:
-    "Sample on `train` and average each sweep's prediction of every row of `test`: `(predictions, seconds sampling)`."
+    "Sample on `train` and average each sweep's prediction of every row of `test`: `(predictions, seconds from ratings to predictions)`."
+    start = time.perf_counter()  # the whole fit: loaders, features, sampling, predictions
     recipe = recipe.but(**kwargs)
     learn = recipe.learner(recipe.make_dls(train, test, **recipe.dls_kwargs))
     torch.manual_seed(seed)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(recipe.epochs)
-    return learn.posterior.pred, learn.posterior.seconds
+    return learn.posterior.pred, time.perf_counter() - start
 
 # %% ../nbs/09_bayes.ipynb #c063ebad
 def _groups(names:list) -> list:
@@ -426,33 +494,40 @@ def _groups(names:list) -> list:
     return list(pd.factorize(pd.Series(keys))[0])
 
 def myfm_fit_predict(train:pd.DataFrame, test:pd.DataFrame, side:tuple=SIDE, rank:int=10, n_iter:int=300,
-                     burn:int=50, seed:int=0, path=None) -> tuple[np.ndarray, float]:
-    "myFM (Bayesian FM, Gibbs) with the same ids and side information: `(predictions of test, seconds sampling)`."
+                     burn:int=50, seed:int=0, path=None, item_name:str='title',
+                     sweep_seconds:list|None=None # if given, each sweep's seconds are appended to it
+                    ) -> tuple[np.ndarray, float]:
+    "myFM (Bayesian FM, Gibbs) with the same ids and side information: `(predictions of test, seconds from ratings to predictions)`."
     if importlib.util.find_spec('myfm') is None: raise MissingPackageError("myfm is not installed: pip install myfm")
-    import myfm, scipy.sparse as sps
-    dls = bayes_dls(train, test, device='cpu')
+    import myfm
+    start = time.perf_counter()  # the whole fit, as ours: features, sampling, predictions
+    dls = bayes_dls(train, test, item_name=item_name, device='cpu')
     (_, users), (item_name, items) = dls.classes.items()
     x, vx = dls.train.x.numpy(), dls.valid.x.numpy()
     blocks = []  # per side: ids, then each kind of side information, as (matrix, group names)
     for j, (cls, info) in enumerate(((users, lambda: user_info(users, path)), (items, lambda: item_info(items, item_name, path)))):
-        mats, names = [torch.eye(len(cls))], [f'id{j}'] * len(cls)
-        if ('users', 'items')[j] in side: F, n = info(); mats.append(F); names += [f's{j}{c}' for c in n]
+        mats, names = [sps.identity(len(cls), format='csr')], [f'id{j}'] * len(cls)
+        if ('users', 'items')[j] in side: F, n = info(); mats.append(sps.csr_matrix(F.numpy())); names += [f's{j}{c}' for c in n]
         if 'implicit' in side:
-            mats.append(implicit(x[:, j], x[:, 1 - j], len(cls), (len(items), len(users))[j])); names += [f'imp{j}'] * mats[-1].shape[1]
-        blocks.append((sps.csr_matrix(torch.cat(mats, 1).numpy().astype(np.float64)), names))
+            mats.append(implicit_feedback(x[:, j], x[:, 1 - j], len(cls), (len(items), len(users))[j])); names += [f'imp{j}'] * mats[-1].shape[1]
+        blocks.append((sps.hstack(mats, format='csr', dtype=np.float64), names))
     days = dls.days if 'days' in side and dls.days is not None else None
     n_days = days[2] if days is not None else 0
     onehot = lambda c: sps.csr_matrix((np.ones(int((c >= 0).sum())), (np.nonzero(c >= 0)[0], c[c >= 0])), shape=(len(c), n_days))
     X, Xv = (onehot(days[0]), onehot(days[1])) if days is not None else (sps.csr_matrix((len(x), 0)), sps.csr_matrix((len(vx), 0)))
     grouping = [0] * n_days + [g + (n_days > 0) for g in _groups(blocks[0][1] + blocks[1][1])]
     rel = lambda rows: [myfm.RelationBlock(rows[:, 0], blocks[0][0]), myfm.RelationBlock(rows[:, 1], blocks[1][0])]
-    fm = myfm.MyFMRegressor(rank=rank, random_seed=seed)
-    start = time.perf_counter()
+    fm, last = myfm.MyFMRegressor(rank=rank, random_seed=seed), [time.perf_counter()]
+    def tick(*args):  # myFM calls it after every sweep
+        now = time.perf_counter()
+        if sweep_seconds is not None: sweep_seconds.append(now - last[0])
+        last[0] = now
+        return False, None  # go on, print nothing
     with contextlib.redirect_stderr(io.StringIO()):  # myFM draws its own progress bar
         fm.fit(X, dls.train.y.numpy().astype(np.float64), X_rel=rel(x), grouping=grouping, n_iter=n_iter,
-               n_kept_samples=n_iter - burn)
-    seconds = time.perf_counter() - start
-    return fm.predict(Xv, rel(vx)), seconds
+               n_kept_samples=n_iter - burn, callback=tick)
+    pred = fm.predict(Xv, rel(vx))
+    return pred, time.perf_counter() - start
 
 # %% ../nbs/09_bayes.ipynb #181da1b4
 def bayes_folds(folds='u1,u2,u3,u4,u5', path=None, peer:bool=False, progress:bool=True, **kwargs

@@ -4,19 +4,24 @@
 
 # %% ../nbs/10_bench.ipynb #e292467b
 from __future__ import annotations
-import importlib.util, json, resource, subprocess, sys, time
+import importlib.util, json, os, resource, subprocess, sys, tempfile, time
+from pathlib import Path
 from .core import BadValueError, MissingPackageError, TrainRecipe, kv_line, random_split, seed_all
 import numpy as np, pandas as pd, torch
+import matplotlib.pyplot as plt
+from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
-from .data import load_ratings, synthetic_ratings
+from .data import LADDER, ladder_ratings, load_ratings, noise_floor, synthetic_ratings
 from .chapter import BOOK, STOCK
 from .fast import FAST, fast_collab_dls, fast_collab_learner
 from .evaluate import rmse
-from .bayes import bayes_fit_predict, myfm_fit_predict, threads
+from .bayes import BAYES, BayesLearner, bayes_dls, bayes_fit_predict, myfm_fit_predict, threads
+from .rank import RANK, interactions
 
 # %% auto #0
-__all__ = ['PEERS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'surprise_fit_predict', 'peer_bench', 'bayes_line',
-           'scale_run', 'scale_bench']
+__all__ = ['PEERS', 'LADDER_RECIPES', 'UNITS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'surprise_fit_predict',
+           'peer_bench', 'bayes_line', 'scale_run', 'scale_bench', 'ladder_data', 'ladder_point', 'ladder_line',
+           'ladder_bench', 'plot_ladder']
 
 # %% ../nbs/10_bench.ipynb #34c2cb25
 def bench_fit(recipe:TrainRecipe, # `STOCK`, `BOOK`, `FAST` or any other
@@ -138,3 +143,118 @@ def scale_bench(sizes:tuple=(1_000_000, 10_000_000), progress:bool=True) -> pd.D
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         if progress: print(kv_line(rows[-1], '.4g'), flush=True)
     return pd.DataFrame(rows).set_index('ratings')
+
+# %% ../nbs/10_bench.ipynb #4dd32e0c
+LADDER_RECIPES = ('fast', 'bayes', 'rank', 'myfm', 'als')  # ours, then the peers measured beside them
+UNITS = dict(fast='epoch', rank='epoch', bayes='sweep', myfm='sweep', als='iteration')
+
+def ladder_data(size:str, folder) -> Path:
+    "The ladder's ratings of `size`, drawn once into `folder` (NumPy columns) for every point to load: the file."
+    fn = Path(folder)/f'ladder-{size}.npz'
+    fn.parent.mkdir(parents=True, exist_ok=True)
+    if not fn.exists():
+        df = ladder_ratings(size)
+        np.savez(fn, **{c: df[c].to_numpy() for c in df.columns})
+    return fn
+
+class _EpochTimer(Callback):
+    "Seconds of each whole epoch (training and validation)."
+    order = 99
+    def before_fit(self): self.seconds = []
+    def before_epoch(self): self.t = time.perf_counter()
+    def after_epoch(self): self.seconds.append(time.perf_counter() - self.t)
+
+def _fit_epochs(recipe:TrainRecipe, train:pd.DataFrame, valid:pd.DataFrame, epochs:int, seed:int) -> tuple:
+    "`recipe` trained for `epochs` on `train`, validated on `valid`: `(seconds per epoch, preparation seconds, learner)`."
+    start = time.perf_counter()
+    dls = recipe.make_dls(train, valid=valid, item_name='movie', seed=seed, **recipe.dls_kwargs)
+    seed_all(dls, seed)
+    learn, timer = recipe.learner(dls), _EpochTimer()
+    prep = time.perf_counter() - start
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, recipe.lr, wd=recipe.wd, cbs=timer)
+    return timer.seconds, prep, learn
+
+def _als_iterations(train:pd.DataFrame, iterations:int, factors:int=128) -> tuple:
+    "implicit's ALS on the training interactions: `(seconds per iteration, preparation seconds)`."
+    if importlib.util.find_spec('implicit') is None: raise MissingPackageError("implicit is not installed: pip install implicit")
+    import implicit
+    start = time.perf_counter()
+    X, _, _ = interactions(train)
+    m, ticks = implicit.cpu.als.AlternatingLeastSquares(factors=factors, regularization=10., alpha=1., iterations=iterations,
+                                                        num_threads=torch.get_num_threads(), random_state=42), []
+    prep = time.perf_counter() - start
+    ticks.append(time.perf_counter())
+    m.fit(X, show_progress=False, callback=lambda *a: ticks.append(time.perf_counter()))
+    return list(np.diff(ticks)), prep
+
+def ladder_point(fn, # from `ladder_data`
+                 recipe:str, epochs:int=3, # epochs of `fast` (enough to come near the noise floor); `rank` trains one
+                 sweeps:int=12, iterations:int=3, seed:int=0) -> dict:
+    "One point of the ladder in this process: `recipe` on the ratings in `fn`, seconds per epoch (sweep, iteration), memory, accuracy."
+    start = time.perf_counter()
+    z = np.load(fn)
+    df = pd.DataFrame({c: z[c] for c in z.files})
+    trn, val = random_split(len(df), 0.2, 42)
+    train, valid, cols = df.iloc[trn], df.iloc[val], ['user', 'movie', 'rating']
+    load = time.perf_counter() - start
+    mse = lambda p: float(np.mean((np.asarray(p, np.float64) - valid.rating.to_numpy(np.float64)) ** 2))
+    valid_mse = float('nan')
+    if recipe in ('fast', 'rank'):
+        per, prep, learn = _fit_epochs(FAST if recipe == 'fast' else RANK, train[cols], valid[cols], epochs if recipe == 'fast' else 1, seed)
+        if recipe == 'fast': valid_mse = float(learn.recorder.values[-1][1])
+    elif recipe == 'bayes':
+        t = time.perf_counter()  # the whole fit, from ratings in memory to predictions, as myFM's below
+        torch.manual_seed(seed)
+        learn = BayesLearner(bayes_dls(train[cols], valid[cols], item_name='movie'), BAYES.learner_kwargs['n_factors'],
+                             side=('implicit',), burn=2, keep=10)  # the same implicit feedback as myFM's
+        with learn.no_bar(), learn.no_logging(): learn.fit(sweeps)
+        per = list(learn.posterior.trace.seconds)
+        prep, valid_mse = time.perf_counter() - t - sum(per), mse(learn.posterior.pred)
+    elif recipe == 'myfm':
+        per = []
+        pred, total = myfm_fit_predict(train[cols], valid[cols], side=('implicit',), n_iter=sweeps, burn=2, seed=seed,
+                                       item_name='movie', sweep_seconds=per)
+        prep, valid_mse = total - sum(per), mse(pred)
+    elif recipe == 'als': per, prep = _als_iterations(train[cols], iterations)
+    else: raise BadValueError(f"recipe must be one of {', '.join(LADDER_RECIPES)}, not {recipe!r}")
+    seconds = float(np.median(per))
+    return dict(size=Path(fn).stem.removeprefix('ladder-'),
+                recipe=recipe, unit=UNITS[recipe], seconds=seconds, ns_per_rating=1e9 * seconds / len(train),
+                peak_rss_mb=_peak_rss_mb(), valid_mse=valid_mse, noise_floor_mse=noise_floor(valid),
+                prep_s=prep, load_s=load, ratings=len(df), n=len(per))
+
+def ladder_line(row:dict) -> str:
+    "One point's line: `size=.. recipe=.. unit=.. seconds=.. ns_per_rating=.. peak_rss_mb=.. valid_mse=.. noise_floor_mse=..` and the rest."
+    keys = ('size', 'recipe', 'unit', 'seconds', 'ns_per_rating', 'peak_rss_mb', 'valid_mse', 'noise_floor_mse', 'prep_s', 'note')
+    return kv_line({k: row[k] for k in keys if k in row}, '.4g')
+
+def ladder_bench(sizes=('1m',), recipes=LADDER_RECIPES, folder=None, epochs:int=3, sweeps:int=12, iterations:int=3,
+                 n_threads:int=1, progress:bool=True) -> pd.DataFrame:
+    "Each recipe at each size of the ladder, each point in its own process on `n_threads` threads: one row per point."
+    bad = [s for s in sizes if s not in LADDER] + [r for r in recipes if r not in LADDER_RECIPES]
+    if bad: raise BadValueError(f"unknown ladder size or recipe {', '.join(map(repr, bad))}: sizes {', '.join(LADDER)}, recipes {', '.join(LADDER_RECIPES)}")
+    folder = Path(folder or tempfile.mkdtemp(prefix='ladder-'))
+    env = dict(os.environ, OMP_NUM_THREADS=str(n_threads), MKL_NUM_THREADS=str(n_threads))
+    rows = []
+    for size in sizes:
+        start = time.perf_counter(); fn = ladder_data(size, folder)
+        if progress: print(f"size={size} ratings={LADDER[size][0]:,} data_s={time.perf_counter() - start:.1f}", flush=True)
+        for recipe in recipes:
+            code = (f"import json; from ajtfb_collab.bench import ladder_point; "
+                    f"print(json.dumps(ladder_point({str(fn)!r}, {recipe!r}, {epochs}, {sweeps}, {iterations})))")
+            res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+            if res.returncode:  # a peer not installed, memory...: a row that says so, and the bench goes on
+                last = (res.stderr.strip().splitlines() or ['no output'])[-1]
+                rows.append(dict(size=size, recipe=recipe, unit=UNITS[recipe], note=f'failed: {last[:200]}'))
+            else: rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+            if progress: print(ladder_line(rows[-1]), flush=True)
+    return pd.DataFrame(rows)
+
+def plot_ladder(table:pd.DataFrame, ax=None):
+    "Seconds per epoch (sweep, iteration) against ratings, log-log, a line per recipe and peer."
+    if ax is None: _, ax = plt.subplots(figsize=(6.5, 4))
+    for (recipe, unit), g in table.dropna(subset=['seconds']).groupby(['recipe', 'unit'], sort=False):
+        ax.loglog(g.ratings, g.seconds, 'o-', label=f'{recipe} (s per {unit})')
+    ax.set(xlabel='ratings', ylabel='seconds', title='The ladder: cost against size')
+    ax.legend(); ax.grid(True, which='both', alpha=0.3)
+    return ax

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #a394b8f8
 from __future__ import annotations
-import argparse, sys
+import argparse, sys, time
 from functools import partial
 from pathlib import Path
 from .core import (CollabError, BadValueError, MissingFileError, NotAFolderError, vocab, columns,
@@ -25,7 +25,7 @@ from .fast import FAST
 from .evaluate import evaluate_folds, surprise_folds, comparison, summary_line, score_folds
 from .models import model_kind
 from .rank import RANK, stratified_split, ranking_table, rank_line
-from .bench import run_bench, bench_line, scale_bench, peer_bench, PEERS, bayes_line
+from .bench import run_bench, bench_line, scale_bench, peer_bench, PEERS, bayes_line, ladder_bench, ladder_line
 from .bayes import BAYES, bayes_folds, myfm_fit_predict
 
 # %% auto #0
@@ -181,7 +181,9 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
     "Train a collab model on MovieLens 100k or a ratings CSV; print its validation MSE and save it to --out."
     r = _recipe(recipe, epochs, lr, wd, bs, n_factors)
     if recipe == 'bayes' and ratings is not None: r = r.but(side=('implicit', 'days'))  # u.user and u.item are MovieLens'
+    start = time.perf_counter()
     df = load_ratings() if ratings is None else read_ratings_csv(ratings)
+    if ratings is not None: print(f"read {len(df):,} ratings from {ratings} in {time.perf_counter() - start:.1f} s", flush=True)
     try: validate_ratings(df, user_col, item_col, rating_col); check_split(len(df), 0.2)
     except BadValueError as e: raise BadValueError(f"{ratings or 'MovieLens 100k'}: {e}") from None
     out = Path(out)
@@ -289,12 +291,23 @@ def bench(runs:int=3, # fits of each recipe, alternating
                        choices=['fast', 'bayes'])='fast',
           members:int=5, # also time ours with this many members averaged (0 or 1: don't)
           scale:bool=False, # also time one epoch on 1M and 10M synthetic ratings (seconds, peak memory)
+          ladder:bool=False, # the MovieLens ladder: every recipe and peer at each of --sizes, a process each
+          sizes:str='1m,10m,32m', # ladder sizes, comma-separated (100k, 1m, 10m, 32m)
+          recipes:str='fast,bayes,rank,myfm,als', # ladder recipes and peers, comma-separated
+          threads:int=1, # ladder: threads of every point (ours and the peers alike)
           path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
          ):
     "Time the book's recipe in stock fastai (or myFM) against ours on the seed-42 split; the last line sums up."
     if members < 0: raise BadValueError(f"members must be >= 0, not {members}")
     if runs < 1: raise BadValueError(f"runs must be >= 1, not {runs}")
+    if threads < 1: raise BadValueError(f"threads must be >= 1, not {threads}")
     print(_device_line(), flush=True)
+    if ladder:
+        table = ladder_bench(tuple(s.strip() for s in sizes.split(',')), tuple(r.strip() for r in recipes.split(',')),
+                             n_threads=threads, progress=False)
+        print(table.drop(columns=['note'], errors='ignore').to_string(index=False, float_format='%.4g'))
+        for _, row in table.iterrows(): print(ladder_line(row.dropna().to_dict()))
+        return
     if recipe == 'bayes':  # both sample on one thread: myFM's Gibbs sampler uses one
         fits = {k: partial(PEERS[k], path=path) for k in ('bayes (ours)', 'myFM, same side information')}
         _, med = peer_bench(load_ratings(path), runs=runs, fits=fits)
@@ -333,12 +346,23 @@ def evaluate(folds:str='u1,u2,u3,u4,u5', # canonical folds, comma-separated
 @command
 def rank_eval(k:int=10, # the length of each list
               no_peers:bool=False, # leave out implicit's ALS and BPR
+              ratings:str=None, # ratings CSV with a header (default: MovieLens 100k); the rating model is then FAST alone
+              user_col:str='user', # column of the users
+              item_col:str='movie', # column of the items
+              rating_col:str='rating', # column of the ratings
               path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
              ):
     "Top-k recommendation quality of ours beside popularity, a rating model, EASE and implicit; the last line sums up."
     if k < 1: raise BadValueError(f"k must be at least 1, not {k}")
-    train, test = stratified_split(load_ratings(path))
-    table = ranking_table(train, test, k, peers=not no_peers, progress=True)
+    if ratings is None: df, models = load_ratings(path), (FAST, BOOK)
+    else:  # the user's own file: the chapter's stock recipe (BOOK) would take hours on millions of ratings
+        df, models = read_ratings_csv(ratings), (FAST,)
+        try: validate_ratings(df, user_col, item_col, rating_col)
+        except BadValueError as e: raise BadValueError(f"{ratings}: {e}") from None
+        df = df[[user_col, item_col, rating_col]].set_axis(['user', 'movie', 'rating'], axis=1)
+        print(f"read {len(df):,} ratings of {df.user.nunique():,} users and {df.movie.nunique():,} items from {ratings}", flush=True)
+    train, test = stratified_split(df)
+    table = ranking_table(train, test, k, peers=not no_peers, rating_models=models, progress=True)
     print(table.to_string(float_format='%.4f'))
     print(rank_line(table, k))
 

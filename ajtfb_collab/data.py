@@ -12,8 +12,9 @@ from fastai.collab import CollabDataLoaders
 from fastai.tabular.core import TabDataLoader, TabWeightedDL
 
 # %% auto #0
-__all__ = ['SPLITS', 'ml100k_path', 'load_ratings', 'load_users', 'genre_names', 'load_movies', 'load_split', 'rating_bounds',
-           'validate_ratings', 'synthetic_ratings', 'read_ratings_csv', 'ratings_summary', 'collab_dls']
+__all__ = ['SPLITS', 'LADDER', 'HALF_STARS', 'ml100k_path', 'load_ratings', 'load_users', 'genre_names', 'load_movies',
+           'load_split', 'rating_bounds', 'validate_ratings', 'synthetic_ratings', 'ladder_ratings', 'noise_floor',
+           'read_ratings_csv', 'ratings_summary', 'collab_dls']
 
 # %% ../nbs/00_data.ipynb #2609dc98
 _ML100K_FILES = ('u.data', 'u.item', 'u.user', 'u.genre')
@@ -139,6 +140,115 @@ def synthetic_ratings(n_users:int=100, n_items:int=50, n_ratings:int=2000, n_fac
                        'timestamp': 880_000_000 + rng.integers(0, 10_000_000, n_ratings)})
     if titles: df['title'] = [f'Movie {i + 1}' for i in items]
     return df
+
+# %% ../nbs/00_data.ipynb #2ef67227
+LADDER = {'100k': (100_836, 610, 9_724),  # ml-latest-small: 100k's size, five times its catalogue
+          '1m': (1_000_209, 6_040, 3_706), '10m': (10_000_054, 69_878, 10_677), '32m': (32_000_204, 200_948, 87_585)}
+HALF_STARS = np.arange(0.5, 5.01, 0.5)  # the ten values MovieLens 10M and later use
+
+def _activity(n_ratings:int, n_users:int, low:int, high:int, rng, shape:float=1.2) -> np.ndarray:
+    "Ratings per user, `(n_users,)`: `low` plus a Pareto-tailed share of the rest, at most `high`, summing to `n_ratings`."
+    w, extra, left = rng.pareto(shape, n_users), np.zeros(n_users), float(n_ratings - low * n_users)
+    for _ in range(50):  # pour the extra ratings in proportion to `w`, capping users at `high`
+        free = extra < high - low
+        if left < 1 or not free.any(): break
+        add = np.where(free, left * w / w[free].sum(), 0)
+        extra = np.minimum(extra + add, high - low)
+        left = n_ratings - low * n_users - extra.sum()
+    n = low + np.floor(extra).astype(np.int64)
+    short = n_ratings - n.sum()  # what flooring lost: one more for the users with the largest fractions
+    n[np.argsort(np.floor(extra) - extra)[:short]] += 1
+    return n
+
+def _popularity(n_items:int, rng, a:float=1.1) -> np.ndarray:
+    "Zipf-like item popularity `(n_items,)`, summing to 1: `(rank + n_items / 100) ** -a`, the ranks shuffled over the ids."
+    p = (np.arange(1, n_items + 1) + n_items / 100) ** -a
+    return rng.permutation(p / p.sum())
+
+def _first_per_user(users:np.ndarray, items:np.ndarray, prio:np.ndarray, per_user:np.ndarray, n_items:int):
+    "Distinct `(user, item)` pairs, each user's `per_user` with the lowest `prio` kept: `(users, items, counts)`."
+    key = users.astype(np.int64) * n_items + items
+    o = np.lexsort((prio, key))  # by pair, then priority: the first of each pair is its best
+    key, prio = key[o], prio[o]
+    first = np.ones(len(key), bool); first[1:] = key[1:] != key[:-1]
+    key, prio = key[first], prio[first]
+    users = key // n_items
+    o = np.lexsort((prio, users))  # by user, then priority
+    key, users = key[o], users[o]
+    counts = np.bincount(users, minlength=len(per_user))
+    rank = np.arange(len(key)) - np.repeat(np.cumsum(counts) - counts, counts)  # place within the user's pairs
+    keep = rank < per_user[users]
+    return users[keep], key[keep] % n_items, np.minimum(counts, per_user)
+
+def _distinct_pairs(per_user:np.ndarray, p:np.ndarray, rng, rounds:int=4) -> tuple[np.ndarray, np.ndarray]:
+    "Each user's `per_user` distinct items drawn by popularity `p` (rounds of vectorised draws), the last few uniformly."
+    n_items, done, finished = len(p), [], np.zeros(len(per_user), bool)
+    users, items, need = np.zeros(0, np.int64), np.zeros(0, np.int64), per_user.copy()
+    for r in range(rounds + 50):
+        extra = need + need // 4 + 2 * (need > 0)  # draw a quarter more than missing: repeats are dropped
+        new_u = np.repeat(np.arange(len(need)), extra)
+        new_i = rng.choice(n_items, len(new_u), p=p) if r < rounds else rng.integers(0, n_items, len(new_u))
+        prio = np.concatenate([np.zeros(len(users)), 1 + rng.random(len(new_u))])  # pairs drawn before are kept
+        users, items, counts = _first_per_user(np.concatenate([users, new_u]), np.concatenate([items, new_i]),
+                                               prio, per_user, n_items)
+        need = np.where(finished, 0, per_user - counts)
+        full = need[users] == 0  # users with all their pairs leave the later, smaller rounds
+        done.append((users[full], items[full])); users, items = users[~full], items[~full]
+        finished |= need == 0
+        if not need.any(): return np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])
+    raise RuntimeError("could not draw distinct pairs")  # only if some user wants nearly every item
+
+def _cover_items(u:np.ndarray, i:np.ndarray, n_items:int, rng) -> np.ndarray:
+    "`i` with ratings moved onto items nobody rated (from items rated more than once), so every item has one."
+    for _ in range(20):
+        missing = np.setdiff1d(np.arange(n_items), i)
+        if not len(missing): return i
+        donors = np.nonzero(np.bincount(i, minlength=n_items)[i] > 1)[0]
+        take = rng.choice(donors, len(missing), replace=False)
+        new = i.copy(); new[take] = missing
+        keys = u * n_items + new
+        _, first = np.unique(keys, return_index=True)
+        ok = np.zeros(len(keys), bool); ok[first] = True  # a move that repeats a pair is undone
+        i = np.where(ok | (new == i), new, i)
+    return i
+
+def _expected_rating(s:np.ndarray, noise:float) -> np.ndarray:
+    "E[rating] when the rating is `s + N(0, noise^2)` rounded to half stars and clipped to 0.5..5: the best possible prediction."
+    from scipy.special import ndtr
+    edges = (HALF_STARS[:-1] + 0.25)[None, :]  # (1, 9) the rounding boundaries
+    out = np.empty(len(s), np.float32)
+    for a in range(0, len(s), 1 << 22):  # chunks keep the (n, 9) table small
+        c = ndtr((edges - s[a:a + (1 << 22), None]) / noise)  # P(rating <= each value)
+        prob = np.diff(c, prepend=0, append=1, axis=1)  # (n, 10)
+        out[a:a + len(c)] = prob @ HALF_STARS
+    return out
+
+def ladder_ratings(size:str|tuple='1m', # a key of `LADDER`, or `(n_ratings, n_users, n_items)`
+                   n_factors:int=8, # rank of the true model
+                   noise:float=0.8, # standard deviation of the noise added before rounding to half stars
+                   min_per_user:int=20, seed:int=0) -> pd.DataFrame:
+    "Synthetic ratings in MovieLens' shape: heavy-tailed activity and popularity, half stars, timestamps, a known low-rank truth."
+    n_ratings, n_users, n_items = LADDER[size] if isinstance(size, str) else size
+    if n_users * min_per_user > n_ratings: raise BadValueError(f"{n_users:,} users with {min_per_user} ratings each need {n_users * min_per_user:,} ratings, not {n_ratings:,}")
+    rng = np.random.default_rng(seed)
+    per_user = _activity(n_ratings, n_users, min_per_user, max(min_per_user, n_items // 2), rng)
+    u, i = _distinct_pairs(per_user, _popularity(n_items, rng), rng)
+    i = _cover_items(u, i, n_items, rng)
+    P = rng.normal(0, 1, (n_users, n_factors)).astype(np.float32)
+    Q = rng.normal(0, 1, (n_items, n_factors)).astype(np.float32)
+    ub, ib = rng.normal(0, 0.35, n_users).astype(np.float32), rng.normal(0, 0.45, n_items).astype(np.float32)
+    s = 3.55 + ub[u] + ib[i] + 0.6 * np.einsum('nk,nk->n', P[u], Q[i]) / np.sqrt(n_factors)  # (n,) the noise-free score
+    r = np.clip(np.round(2 * (s + rng.normal(0, noise, len(s)).astype(np.float32))) / 2, 0.5, 5.0)
+    start = rng.integers(946_684_800, 1_672_531_200, n_users)  # each user's first rating: 2000-2023
+    ts = start[u] + rng.exponential(86_400 * 60, len(u)).astype(np.int64)  # most within a few months of it
+    order = rng.permutation(len(u))  # rows in no particular order, as a file would be
+    return pd.DataFrame({'user': (u + 1)[order].astype(np.int32), 'movie': (i + 1)[order].astype(np.int32),
+                         'rating': r[order].astype(np.float32), 'timestamp': ts[order],
+                         'expected': _expected_rating(s, noise)[order]})
+
+def noise_floor(df:pd.DataFrame) -> float:
+    "The MSE of the best possible predictor (the true expected rating, column `expected`) on `df`'s rows."
+    return float(((df.rating.to_numpy(np.float64) - df.expected.to_numpy(np.float64)) ** 2).mean())
 
 # %% ../nbs/00_data.ipynb #2b773eee
 def read_ratings_csv(path:str|Path, what:str='ratings' # what the file holds, for the messages ('items'...)

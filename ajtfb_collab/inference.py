@@ -80,7 +80,9 @@ def recommend(learn, user, # a user of the model's vocabulary (typed text is con
     preds = model_kind(learn.model).predict(np.full(len(items) - 1, ui), np.arange(1, len(items)))  # (n_items - 1,)
     recs = pd.DataFrame({item_name: list(items)[1:], 'prediction': preds})
     if seen is not None:
-        mine = np.array(as_vocab_type(seen[user_name], users), dtype=object) == user
+        col = seen[user_name]
+        mine = (col == user).to_numpy()  # one vectorised comparison when the file types users as the model does
+        if not mine.any(): mine = np.array(as_vocab_type(col, users), dtype=object) == user  # '7' in the file, 7 in the model
         recs = recs[~recs[item_name].isin(as_vocab_type(seen.loc[mine, item_name], items))]
     return recs.sort_values('prediction', ascending=False).head(n).reset_index(drop=True)
 

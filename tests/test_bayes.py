@@ -1,8 +1,9 @@
 "The Gibbs sampler: it recovers known factors better than the mode, and its model is one more kind of the library."
 import numpy as np, pandas as pd, pytest, torch
 from ajtfb_collab.bench import bayes_line
-from ajtfb_collab.bayes import (BAYES, BayesDot, gibbs, implicit, low_rank_data, table_rmse, wishart,
-                                bayes_fit_predict)
+import scipy.sparse as sps
+from ajtfb_collab.bayes import (BAYES, BayesDot, Side, gibbs, implicit_feedback, low_rank_data, table_rmse, wishart,
+                                bayes_fit_predict, _side_weights)
 from ajtfb_collab.evaluate import rmse
 from ajtfb_collab.inference import load_model, predict_ratings, recommend, save_model
 from ajtfb_collab.models import model_kind
@@ -49,8 +50,43 @@ def test_wishart_mean():
 
 
 def test_implicit_rows_have_unit_norm():
-    F = implicit(np.array([0, 0, 0, 1]), np.array([0, 1, 2, 2]), 3, 3)
-    assert torch.allclose(F.norm(dim=1), torch.tensor([1., 1., 0.]))
+    F = implicit_feedback(np.array([0, 0, 0, 1]), np.array([0, 1, 2, 2]), 3, 3)
+    assert sps.issparse(F) and F.nnz == 4
+    assert np.allclose(np.sqrt(F.multiply(F).sum(1)).A1, [1., 1., 0.])
+
+
+def _dense_weights_draws(F, Y, Lam, lam_b, n):
+    "Exact draws of `B | th` by the dense reference: `A = F^T F + lam_b I` inverted (small `p` only)."
+    A = F.T @ F + lam_b * torch.eye(F.shape[1], dtype=torch.float64)
+    mean = torch.linalg.solve(A, F.T @ Y)
+    La, Ll = torch.linalg.cholesky(torch.linalg.inv(A)), torch.linalg.cholesky(torch.linalg.inv(Lam))
+    return mean, torch.stack([mean + La @ torch.randn(*mean.shape, dtype=torch.float64) @ Ll.T for _ in range(n)])
+
+
+@pytest.mark.parametrize('dense_max', [0, 10**6])  # conjugate gradients on sparse F; the eigenbasis of a small F
+def test_side_weights_draw_the_exact_conditional(dense_max):
+    "Both ways of drawing B against its dense posterior: same mean and spread."
+    torch.manual_seed(0)
+    n, p, K = 60, 25, 3
+    F = (torch.rand(n, p) < 0.2).float() * torch.rand(n, p)
+    me = Side(n, K, F, 'cpu', lam=1., dense_max=dense_max)
+    assert (me.FQ is None) == (dense_max == 0)
+    me.th, me.m = torch.randn(n, K), torch.randn(K) * 0.1
+    me.Lam = torch.tensor([[2., .3, 0.], [.3, 1., .2], [0., .2, 1.5]])
+    me.lam_b = 0.7
+    mean, dense = _dense_weights_draws(F.double(), (me.th - me.m).double(), me.Lam.double(), me.lam_b, 2000)
+    _side_weights(me, sample=False, tol=1e-6)
+    to_B = (lambda B: B) if me.FQ is None else (lambda Bq: torch.linalg.lstsq(F.double(), me.FQ.double() @ Bq.double()).solution)
+    assert torch.allclose(to_B(me.B).double(), mean, atol=1e-4)  # the mode: the exact solution
+    draws = []
+    for _ in range(2000):
+        me.lam_b = 0.7
+        _side_weights(me, sample=True, tol=1e-6)  # draws lam_b too: reset above, to compare at one value
+        draws.append(to_B(me.B.clone()))
+    draws = torch.stack(draws).double()
+    assert torch.allclose(draws.mean(0), mean, atol=0.08)
+    assert torch.allclose(draws.std(0), dense.std(0), rtol=0.1)
+    assert me.F.layout == torch.sparse_csr and not any(t.shape == (p, p) for t in vars(me).values() if torch.is_tensor(t))
 
 
 @pytest.fixture(scope='module')

@@ -235,3 +235,28 @@ def test_evaluate_and_bench_the_bayes_recipe_on_the_tiny_folder(tiny_ml100k):
     res = cli('bench', '--recipe', 'bayes', '--runs', '1', '--path', str(tiny_ml100k))
     assert res.returncode == 0, res.stderr
     assert re.fullmatch(r'ours_mse=\S+ peer_mse=\S+ ours_s=\S+ peer_s=\S+ time_ratio=\S+', res.stdout.strip().splitlines()[-1])
+
+
+def test_bench_ladder_prints_a_line_per_point():
+    res = cli('bench', '--ladder', '--sizes', '100k', '--recipes', 'fast,bayes')
+    assert res.returncode == 0, res.stderr
+    lines = [l for l in res.stdout.splitlines() if l.startswith('size=100k recipe=')]
+    assert [l.split()[1] for l in lines] == ['recipe=fast', 'recipe=bayes']
+    for l in lines:
+        kv = dict(p.split('=') for p in l.split())
+        assert float(kv['seconds']) > 0 and float(kv['ns_per_rating']) > 0 and float(kv['noise_floor_mse']) > 0.5
+        assert float(kv['valid_mse']) < 1.5  # better than predicting the mean (a variance of about 1.1)
+    assert cli('bench', '--ladder', '--sizes', '5m').returncode == 2
+
+
+def test_rank_eval_on_a_ratings_file(tmp_path):
+    from ajtfb_collab.data import ladder_ratings
+    df = ladder_ratings((12_000, 200, 300), seed=5).drop(columns='expected')
+    df.rename(columns=dict(user='userId', movie='movieId')).to_csv(tmp_path/'r.csv', index=False)
+    res = cli('rank-eval', '--ratings', str(tmp_path/'r.csv'), '--user-col', 'userId', '--item-col', 'movieId', '--no-peers')
+    assert res.returncode == 0, res.stderr
+    assert 'read 12,000 ratings of 200 users and 300 items' in res.stdout
+    assert 'rating model (FAST)' in res.stdout and 'rating model (BOOK)' not in res.stdout
+    kv = dict(p.split('=') for p in res.stdout.strip().splitlines()[-1].split())
+    assert 0 < float(kv['ndcg10']) <= 1 and 0 < float(kv['pop_ndcg10']) <= 1
+    assert cli('rank-eval', '--ratings', str(tmp_path/'r.csv')).returncode == 2  # no column 'user'

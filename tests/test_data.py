@@ -95,3 +95,16 @@ def test_real_dataset_shapes():
     assert r.shape == (100_000, 5) and r.user.nunique() == 943 and r.movie.nunique() == 1682
     assert load_users().shape == (943, 5) and load_movies().shape == (1682, 22)
     assert [len(o) for o in load_split('u1')] == [80_000, 20_000]
+
+
+def test_ladder_has_the_shape_and_tails_asked_for():
+    from ajtfb_collab.data import ladder_ratings, noise_floor, HALF_STARS, LADDER
+    df = ladder_ratings((40_000, 400, 700), seed=2)
+    assert (len(df), df.user.nunique(), df.movie.nunique()) == (40_000, 400, 700)
+    assert not df.duplicated(['user', 'movie']).any()
+    per_user, per_item = df.user.value_counts(), df.movie.value_counts()
+    assert per_user.min() == 20 and per_user.max() > 5 * per_user.median()
+    assert per_item.iloc[:7].sum() > 0.04 * len(df)  # the top 1% of movies
+    assert set(df.rating.unique()) <= set(HALF_STARS) and df.timestamp.between(946_684_800, 1_800_000_000).all()
+    assert 0.5 < noise_floor(df) < 0.7 < df.rating.var()
+    assert LADDER['32m'] == (32_000_204, 200_948, 87_585)

@@ -4,7 +4,7 @@ import numpy as np, pandas as pd, pytest, torch
 from ajtfb_collab.core import BadValueError
 from ajtfb_collab.data import synthetic_ratings, load_ratings
 from ajtfb_collab.models import model_kind
-from ajtfb_collab.rank import (stratified_split, precision_at_k, recall_at_k, ndcg_at_k, map_at_k, interactions, top_k,
+from ajtfb_collab.rank import (SoftmaxLoss, TooLargeError, ease_bytes, stratified_split, precision_at_k, recall_at_k, ndcg_at_k, map_at_k, interactions, top_k,
                                evaluate_ranking, most_popular, ease_weights, ease, SoftmaxDot, RANK, model_recommender,
                                relevant_items)
 from ajtfb_collab.inference import save_model, load_model, recommend, predict_ratings
@@ -52,7 +52,8 @@ def test_oracle_and_top_k(ratings):
     row = evaluate_ranking(oracle, train, test, k=5)
     assert row['ndcg5'] == pytest.approx(1.0) and row['map5'] == pytest.approx(1.0)
     X, users, items = interactions(train)
-    recs = top_k(X.sum(0).expand_as(X), X, users, items, 5)
+    pop = torch.from_numpy(np.asarray(X.sum(0)).ravel())
+    recs = top_k(pop.expand(X.shape[0], -1), X, users, items, 5)
     seen = train.groupby('user').movie.apply(set)
     assert all(len(r) == 5 and not set(r) & seen[u] for u, r in recs.items())
     assert recs == most_popular(train, 5)
@@ -106,3 +107,60 @@ def test_ranker_learns_choices_and_folds_in(ranker, ratings):
     assert len(recs) == 5 and not recs.movie.isin(answers.movie).any()
     cold = recommend_new_user(ranker, n=5)  # nothing answered: the mean user
     assert not recs.movie.tolist() == cold.movie.tolist()  # the answers change the list
+
+
+def test_split_is_recommenders_rows_group_by_group(ratings):
+    train, _ = stratified_split(ratings, seed=3)
+    slow = pd.concat([g.sample(frac=1, random_state=3).iloc[:round(0.75 * len(g))] for _, g in ratings.groupby('user')])
+    assert train.index.tolist() == slow.index.tolist()
+
+
+def test_batched_top_k_is_the_dense_one(ratings):
+    train, _ = stratified_split(ratings)
+    X, users, items = interactions(train)
+    scores = torch.randn(X.shape, generator=torch.Generator().manual_seed(0))
+    dense = top_k(scores, torch.from_numpy(X.toarray()), users, items, 7, batch=len(users))
+    assert top_k(scores, X, users, items, 7, batch=3) == dense
+    assert top_k(lambda rows: scores[rows], X, users, items, 7, batch=5) == dense
+
+
+@needs_real_data
+def test_batched_evaluation_matches_dense_on_ml100k():
+    "most popular and EASE on MovieLens 100k: the batched, sparse path gives the dense path's metrics."
+    train, test = stratified_split(load_ratings())
+    X, users, items = interactions(train)
+    Xd = torch.from_numpy(X.toarray())
+    for batched, dense in ((most_popular, lambda: top_k(Xd.sum(0).expand_as(Xd), Xd, users, items, 10)),
+                           (ease(500.), lambda: top_k(Xd @ ease_weights(Xd, 500.), Xd, users, items, 10))):
+        assert evaluate_ranking(batched, train, test) | dict(seconds=0) == evaluate_ranking(lambda tr, k: dense(), train, test) | dict(seconds=0)
+
+
+def test_ease_refuses_a_catalogue_that_would_not_fit():
+    import scipy.sparse as sps
+    with pytest.raises(TooLargeError, match='87,585 items .* 142.9 GB'):
+        ease_weights(sps.csr_matrix((3, 87_585), dtype=np.float32), max_bytes=12 << 30)
+    assert ease_bytes(1000) == 20_000_000
+
+
+def test_sampled_softmax_estimates_the_full_denominator():
+    "The log-Q corrected negatives' sum of exp(logit) is an unbiased estimate of the full softmax's, the chosen item left out."
+    torch.manual_seed(0)
+    m = SoftmaxDot(5, 200, 4, n_neg=150, item_counts=np.arange(200) ** 2)
+    for p in m.parameters(): p.data.normal_(0, 0.5)
+    x = torch.tensor([[1, 3], [2, 199], [4, 50]])
+    m.n_neg = 0; full = m(x).detach(); m.n_neg = 150
+    others = full.exp().sum(1) - full[torch.arange(3), x[:, 1]].exp()
+    est = torch.stack([m(x).detach()[:, 1:].exp().sum(1) for _ in range(1000)]).mean(0)
+    assert torch.allclose(est, others, rtol=0.05)
+    assert SoftmaxLoss(m)(m(x), x[:, 1]).isfinite()
+
+
+def test_sampled_and_full_softmax_rank_alike():
+    "The same recipe with a sampled softmax of half the catalogue ranks about as well as with the full one."
+    from ajtfb_collab.data import ladder_ratings
+    df = ladder_ratings((12_000, 300, 120), seed=4)  # choices follow popularity: both should learn at least that
+    train, test = stratified_split(df)
+    full = evaluate_ranking(model_recommender(RANK.but(epochs=4, n_factors=16)), train, test)['ndcg10']
+    sampled = evaluate_ranking(model_recommender(RANK.but(epochs=4, n_factors=16, n_neg=60)), train, test)['ndcg10']
+    pop = evaluate_ranking(most_popular, train, test)['ndcg10']
+    assert abs(full - sampled) < 0.05 and min(full, sampled) > 0.8 * pop
