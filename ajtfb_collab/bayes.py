@@ -148,7 +148,7 @@ def _side_weights_eig(me:Side, sample:bool):
     if sample: _lam_b(me)
     me.FB = me.FQ @ me.B
 
-def _side_weights(me:Side, sample:bool, tol:float=1e-3):
+def _side_weights(me:Side, sample:bool, tol:float=1e-2):
     "`B | th`: `th - m` regressed on the features, `A B = F^T (th - m)`, solved by conjugate gradients; a draw when `sample`."
     if me.FQ is not None: return _side_weights_eig(me, sample)
     rhs = me.th - me.m  # (n, K)

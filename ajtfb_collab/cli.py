@@ -25,7 +25,7 @@ from .fast import FAST
 from .evaluate import evaluate_folds, surprise_folds, comparison, summary_line, score_folds
 from .models import model_kind
 from .rank import RANK, stratified_split, ranking_table, rank_line
-from .bench import run_bench, bench_line, scale_bench, peer_bench, PEERS, bayes_line, ladder_bench, ladder_line
+from .bench import run_bench, bench_line, scale_bench, peer_bench, PEERS, bayes_line, ladder_bench
 from .bayes import BAYES, bayes_folds, myfm_fit_predict
 
 # %% auto #0
@@ -304,10 +304,8 @@ def bench(runs:int=3, # fits of each recipe, alternating
     print(_device_line(), flush=True)
     if ladder:
         table = ladder_bench(tuple(s.strip() for s in sizes.split(',')), tuple(r.strip() for r in recipes.split(',')),
-                             n_threads=threads, progress=False)
-        print(table.drop(columns=['note'], errors='ignore').to_string(index=False, float_format='%.4g'))
-        for _, row in table.iterrows(): print(ladder_line(row.dropna().to_dict()))
-        return
+                             n_threads=threads)  # a line per point as it finishes: the 32M rung takes about half an hour
+        return print(table.drop(columns=['note'], errors='ignore').to_string(index=False, float_format='%.4g'))
     if recipe == 'bayes':  # both sample on one thread: myFM's Gibbs sampler uses one
         fits = {k: partial(PEERS[k], path=path) for k in ('bayes (ours)', 'myFM, same side information')}
         _, med = peer_bench(load_ratings(path), runs=runs, fits=fits)
