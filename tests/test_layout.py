@@ -35,3 +35,9 @@ def test_one_module_per_notebook():
     nbs = [notebook_of(p) for p in MODULES.values()]
     assert len(nbs) == len(set(nbs))
     assert {n + '.ipynb' for n in nbs} <= {p.name for p in (PKG.parent/'nbs').glob('*.ipynb')}
+
+
+def test_one_number_per_notebook():
+    "Notebooks are numbered in reading order, each with its own number."
+    numbers = [p.name.split('_')[0] for p in (PKG.parent/'nbs').glob('[0-9]*.ipynb')]
+    assert len(numbers) == len(set(numbers)), sorted(numbers)
