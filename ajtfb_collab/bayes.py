@@ -55,18 +55,18 @@ def _gamma(shape, rate) -> torch.Tensor:
     return torch._standard_gamma(shape) / rate
 
 # %% ../nbs/10_bayes.ipynb #3acf8d27
-def _as_csr(F) -> torch.Tensor:
-    "`F` (a dense tensor or array, a SciPy sparse matrix or a torch CSR one) as a float32 torch CSR matrix on the CPU."
-    if isinstance(F, torch.Tensor) and F.layout == torch.sparse_csr: return F.float().cpu()
-    F = sps.csr_matrix(F.detach().cpu().numpy() if isinstance(F, torch.Tensor) else F, dtype=np.float32)
+def _as_scipy(F) -> sps.csr_matrix:
+    "Side information `F` (a dense tensor or array, a SciPy sparse matrix, a torch CSR matrix) as a float32 SciPy CSR matrix."
+    if isinstance(F, torch.Tensor) and F.layout == torch.sparse_csr:
+        F = F.cpu(); F = sps.csr_matrix((F.values().numpy(), F.col_indices().numpy(), F.crow_indices().numpy()), shape=F.shape)
+    elif isinstance(F, torch.Tensor): F = F.detach().cpu().numpy()
+    return sps.csr_matrix(F, dtype=np.float32)
+
+def _as_csr(F:sps.csr_matrix, device) -> torch.Tensor:
+    "A SciPy CSR matrix as a torch one on `device`."
     as_long = lambda a: torch.from_numpy(a.astype(np.int64))
     return torch.sparse_csr_tensor(as_long(F.indptr), as_long(F.indices), torch.from_numpy(F.data), F.shape,
-                                   check_invariants=False)  # SciPy's CSR is valid: no need to check it again
-
-def _scipy(F:torch.Tensor) -> sps.csr_matrix:
-    "A torch CSR matrix as SciPy's (sharing nothing: for set-up steps such as a transpose)."
-    F = F.cpu()
-    return sps.csr_matrix((F.values().numpy(), F.col_indices().numpy(), F.crow_indices().numpy()), shape=F.shape)
+                                   check_invariants=False).to(device)  # SciPy's CSR is valid: no need to check it again
 
 DENSE_SIDE_MAX = 1 << 22  # side information of up to this many entries (n x p) is drawn in the eigenbasis of F^T F
 
@@ -79,19 +79,19 @@ class Side:
         self.th = 0.5 * torch.randn(n, K, device=device)
         self.m, self.Lam = torch.zeros(K, device=device), lam * torch.eye(K, device=device)
         self.w = torch.ones(n, device=device)  # each row's noise precision, relative (1: the same for all)
-        self.F = None if feats is None else _as_csr(feats)  # (n, p) side information, sparse
-        if self.F is not None:
-            Fs = _scipy(self.F)
-            self.Ft = _as_csr(Fs.T).to(device)  # (p, n): F^T, for the products F^T x
-            self.F_sq = torch.as_tensor(np.asarray(Fs.multiply(Fs).sum(0)).ravel(), dtype=torch.float32, device=device)  # (p,) diag of F^T F
-            self.F = self.F.to(device)
+        self.F = self.FQ = None  # (n, p) side information, sparse; for small tables, F Q (below)
+        if feats is not None:
+            Fs = _as_scipy(feats)
+            self.F = _as_csr(Fs, device)
             self.B = torch.zeros(Fs.shape[1], K, device=device)  # (p, K) the side-information weights
             self.FB, self.lam_b, self.cg_iters = torch.zeros(n, K, device=device), 1.0, 0  # F B (n, K); B's prior precision
-            self.FQ = None  # small tables: F^T F = Q diag(e) Q^T once, and B held in that basis (Q^T B)
-            if n * Fs.shape[1] <= dense_max:
+            if n * Fs.shape[1] <= dense_max:  # small: F^T F = Q diag(e) Q^T once, and B held in that basis (Q^T B)
                 Fd = torch.from_numpy(Fs.toarray()).double()
                 e, Q = torch.linalg.eigh(Fd.T @ Fd)
                 self.e, self.FQ = e.clamp_min(0).float().to(device), (Fd @ Q).float().to(device)  # (p,), (n, p)
+            else:  # large: what conjugate gradients need
+                self.Ft = _as_csr(Fs.T.tocsr(), device)  # (p, n): F^T, for the products F^T x
+                self.F_sq = torch.as_tensor(np.asarray(Fs.multiply(Fs).sum(0)).ravel(), device=device)  # (p,) diag of F^T F
     @property
     def prior_mean(self) -> torch.Tensor: return self.m + (self.FB if self.F is not None else 0)  # (n, K) or (K,)
 
@@ -477,6 +477,7 @@ class threads:
 
 # %% ../nbs/10_bayes.ipynb #699bae01
 def bayes_fit_predict(train:pd.DataFrame, test:pd.DataFrame, recipe:TrainRecipe=BAYES, seed:int=0,
+                      sweep_seconds:list|None=None, # if given, each sweep's seconds are appended to it (as `myfm_fit_predict`)
                       **kwargs # changes to the recipe: `epochs` (sweeps), `n_factors`, `side`...
                      ) -> tuple[np.ndarray, float]:
     "Sample on `train` and average each sweep's prediction of every row of `test`: `(predictions, seconds from ratings to predictions)`."
@@ -485,6 +486,7 @@ def bayes_fit_predict(train:pd.DataFrame, test:pd.DataFrame, recipe:TrainRecipe=
     learn = recipe.learner(recipe.make_dls(train, test, **recipe.dls_kwargs))
     torch.manual_seed(seed)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(recipe.epochs)
+    if sweep_seconds is not None: sweep_seconds.extend(learn.posterior.trace.seconds)
     return learn.posterior.pred, time.perf_counter() - start
 
 # %% ../nbs/10_bayes.ipynb #c063ebad

@@ -15,13 +15,13 @@ from .data import LADDER, ladder_ratings, load_ratings, noise_floor, synthetic_r
 from .chapter import BOOK, STOCK
 from .fast import FAST, fast_collab_dls, fast_collab_learner
 from .evaluate import rmse
-from .bayes import BAYES, BayesLearner, bayes_dls, bayes_fit_predict, myfm_fit_predict, threads
+from .bayes import BAYES, bayes_fit_predict, myfm_fit_predict, threads
 from .rank import RANK, interactions
 
 # %% auto #0
 __all__ = ['PEERS', 'LADDER_RECIPES', 'UNITS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'surprise_fit_predict',
-           'peer_bench', 'bayes_line', 'scale_run', 'scale_bench', 'ladder_data', 'ladder_point', 'ladder_line',
-           'ladder_bench', 'plot_ladder']
+           'peer_bench', 'bayes_line', 'scale_run', 'in_process', 'scale_bench', 'ladder_data', 'ladder_point',
+           'ladder_line', 'ladder_bench', 'plot_ladder']
 
 # %% ../nbs/12_bench.ipynb #34c2cb25
 def bench_fit(recipe:TrainRecipe, # `STOCK`, `BOOK`, `FAST` or any other
@@ -133,14 +133,19 @@ def scale_run(n_ratings:int, bs:int=1024, seed:int=0, sparse:bool|None=None) -> 
                 valid_mse=float(learn.recorder.values[-1][1]), rating_var=float(df.rating.var()),
                 peak_rss_mb=_peak_rss_mb(), peak_gpu_mb=gpu)
 
+def in_process(call:str, env:dict|None=None) -> dict:
+    "Run `call` (an expression of `ajtfb_collab.bench` returning a dict) in a fresh Python process: its result, or `RuntimeError` with the end of its stderr."
+    code = f"import json; from ajtfb_collab.bench import *; print(json.dumps({call}))"
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    if res.returncode: raise RuntimeError(res.stderr[-2000:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
 def scale_bench(sizes:tuple=(1_000_000, 10_000_000), progress:bool=True) -> pd.DataFrame:
     "`scale_run` for each size, each in its own Python process."
     rows = []
     for n in sizes:
-        code = f"import json; from ajtfb_collab.bench import scale_run; print(json.dumps(scale_run({int(n)})))"
-        res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-        if res.returncode: raise RuntimeError(f"scale run at {n:,} ratings failed:\n{res.stderr[-2000:]}")
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        try: rows.append(in_process(f"scale_run({int(n)})"))
+        except RuntimeError as e: raise RuntimeError(f"scale run at {n:,} ratings failed:\n{e}") from None
         if progress: print(kv_line(rows[-1], '.4g'), flush=True)
     return pd.DataFrame(rows).set_index('ratings')
 
@@ -197,19 +202,16 @@ def ladder_point(fn, # from `ladder_data`
     trn, val = random_split(len(df), 0.2, 42)
     train, valid, cols = df.iloc[trn], df.iloc[val], ['user', 'movie', 'rating']
     load = time.perf_counter() - start
-    mse = lambda p: float(np.mean((np.asarray(p, np.float64) - valid.rating.to_numpy(np.float64)) ** 2))
+    mse = lambda pred: rmse(pred, valid.rating, clip=None) ** 2
     valid_mse = float('nan')
     if recipe in ('fast', 'rank'):
         per, prep, learn = _fit_epochs(FAST if recipe == 'fast' else RANK, train[cols], valid[cols], epochs if recipe == 'fast' else 1, seed)
         if recipe == 'fast': valid_mse = float(learn.recorder.values[-1][1])
     elif recipe == 'bayes':
-        t = time.perf_counter()  # the whole fit, from ratings in memory to predictions, as myFM's below
-        torch.manual_seed(seed)
-        learn = BayesLearner(bayes_dls(train[cols], valid[cols], item_name='movie'), BAYES.learner_kwargs['n_factors'],
-                             side=('implicit',), burn=2, keep=10)  # the same implicit feedback as myFM's
-        with learn.no_bar(), learn.no_logging(): learn.fit(sweeps)
-        per = list(learn.posterior.trace.seconds)
-        prep, valid_mse = time.perf_counter() - t - sum(per), mse(learn.posterior.pred)
+        per = []
+        pred, total = bayes_fit_predict(train[cols], valid[cols], BAYES.but(dls_kwargs=dict(item_name='movie')), seed, per,
+                                        epochs=sweeps, burn=2, keep=10, side=('implicit',))  # the same implicit feedback as myFM's
+        prep, valid_mse = total - sum(per), mse(pred)
     elif recipe == 'myfm':
         per = []
         pred, total = myfm_fit_predict(train[cols], valid[cols], side=('implicit',), n_iter=sweeps, burn=2, seed=seed,
@@ -240,13 +242,10 @@ def ladder_bench(sizes=('1m',), recipes=LADDER_RECIPES, folder=None, epochs:int=
         start = time.perf_counter(); fn = ladder_data(size, folder)
         if progress: print(f"size={size} ratings={LADDER[size][0]:,} data_s={time.perf_counter() - start:.1f}", flush=True)
         for recipe in recipes:
-            code = (f"import json; from ajtfb_collab.bench import ladder_point; "
-                    f"print(json.dumps(ladder_point({str(fn)!r}, {recipe!r}, {epochs}, {sweeps}, {iterations})))")
-            res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
-            if res.returncode:  # a peer not installed, memory...: a row that says so, and the bench goes on
-                last = (res.stderr.strip().splitlines() or ['no output'])[-1]
+            try: rows.append(in_process(f"ladder_point({str(fn)!r}, {recipe!r}, {epochs}, {sweeps}, {iterations})", env))
+            except RuntimeError as e:  # a peer not installed, memory...: a row that says so, and the bench goes on
+                last = (str(e).strip().splitlines() or ['no output'])[-1]
                 rows.append(dict(size=size, recipe=recipe, unit=UNITS[recipe], note=f'failed: {last[:200]}'))
-            else: rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
             if progress: print(ladder_line(rows[-1]), flush=True)
     return pd.DataFrame(rows)
 

@@ -161,6 +161,16 @@ def _recipe(name:str, epochs:int|None, lr:float|None, wd:float|None, bs:int|None
         if k != 'dls_kwargs' and v <= 0 and not (k == 'wd' and v == 0): raise BadValueError(f"--{k} must be positive, not {v}")
     return r.but(**changes)
 
+def _checked_ratings(ratings:str|None, user_col:str, item_col:str, rating_col:str, path=None) -> pd.DataFrame:
+    "MovieLens 100k, or the ratings CSV `ratings` (saying what it read), checked; an error names the file."
+    start = time.perf_counter()
+    df = load_ratings(path) if ratings is None else read_ratings_csv(ratings)
+    try: validate_ratings(df, user_col, item_col, rating_col); check_split(len(df), 0.2)
+    except BadValueError as e: raise BadValueError(f"{ratings or 'MovieLens 100k'}: {e}") from None
+    if ratings is not None: print(f"read {len(df):,} ratings of {df[user_col].nunique():,} users and {df[item_col].nunique():,} "
+                                  f"items from {ratings} in {time.perf_counter() - start:.1f} s", flush=True)
+    return df
+
 @command
 def train(out:Param("folder to save the model in (as model.pth)", str, required=True)=None,
           ratings:str=None, # ratings CSV with a header (default: MovieLens 100k)
@@ -181,11 +191,7 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
     "Train a collab model on MovieLens 100k or a ratings CSV; print its validation MSE and save it to --out."
     r = _recipe(recipe, epochs, lr, wd, bs, n_factors)
     if recipe == 'bayes' and ratings is not None: r = r.but(side=('implicit', 'days'))  # u.user and u.item are MovieLens'
-    start = time.perf_counter()
-    df = load_ratings() if ratings is None else read_ratings_csv(ratings)
-    if ratings is not None: print(f"read {len(df):,} ratings from {ratings} in {time.perf_counter() - start:.1f} s", flush=True)
-    try: validate_ratings(df, user_col, item_col, rating_col); check_split(len(df), 0.2)
-    except BadValueError as e: raise BadValueError(f"{ratings or 'MovieLens 100k'}: {e}") from None
+    df = _checked_ratings(ratings, user_col, item_col, rating_col)
     out = Path(out)
     if out.exists() and not out.is_dir(): raise NotAFolderError(f"--out {out} is a file, not a folder")
     learn = r.train(df, user_col, item_col, rating_col, seed=seed)
@@ -352,13 +358,9 @@ def rank_eval(k:int=10, # the length of each list
              ):
     "Top-k recommendation quality of ours beside popularity, a rating model, EASE and implicit; the last line sums up."
     if k < 1: raise BadValueError(f"k must be at least 1, not {k}")
-    if ratings is None: df, models = load_ratings(path), (FAST, BOOK)
-    else:  # the user's own file: the chapter's stock recipe (BOOK) would take hours on millions of ratings
-        df, models = read_ratings_csv(ratings), (FAST,)
-        try: validate_ratings(df, user_col, item_col, rating_col)
-        except BadValueError as e: raise BadValueError(f"{ratings}: {e}") from None
-        df = df[[user_col, item_col, rating_col]].set_axis(['user', 'movie', 'rating'], axis=1)
-        print(f"read {len(df):,} ratings of {df.user.nunique():,} users and {df.movie.nunique():,} items from {ratings}", flush=True)
+    df = _checked_ratings(ratings, user_col, item_col, rating_col, path)
+    df = df[[user_col, item_col, rating_col]].set_axis(['user', 'movie', 'rating'], axis=1)  # the ranking notebook's names
+    models = (FAST, BOOK) if ratings is None else (FAST,)  # the chapter's stock recipe (BOOK) takes hours on millions of ratings
     train, test = stratified_split(df)
     table = ranking_table(train, test, k, peers=not no_peers, rating_models=models, progress=True)
     print(table.to_string(float_format='%.4f'))

@@ -272,12 +272,11 @@ def implicit_model(name:str='als', **params):
     cls = implicit.als.AlternatingLeastSquares if name == 'als' else implicit.bpr.BayesianPersonalizedRanking
     def recommend(train:pd.DataFrame, k:int=10) -> dict:
         X, users, items = interactions(train)
-        Xs = X  # already sparse
         threads = torch.get_num_threads()  # the same as ours
         with threadpool_limits(threads):  # the BLAS under implicit too
             m = cls(**{**defaults, **params}, num_threads=threads, random_state=42)
-            m.fit(Xs, show_progress=False)
-            ids, _ = m.recommend(np.arange(len(users)), Xs, N=k, filter_already_liked_items=True)
+            m.fit(X, show_progress=False)
+            ids, _ = m.recommend(np.arange(len(users)), X, N=k, filter_already_liked_items=True)
         return {u: list(items[row]) for u, row in zip(users, ids)}
     return recommend
 
