@@ -6,7 +6,7 @@
 from __future__ import annotations
 import contextlib, importlib.util, io, math, time
 from dataclasses import dataclass
-from .core import BadValueError, MissingPackageError, TrainRecipe, encode, kv_line, random_split
+from .core import BadValueError, MissingPackageError, TrainRecipe, encode, kv_line, random_split, threads  # threads: here before core had it
 import numpy as np, pandas as pd, torch
 import scipy.sparse as sps
 from fastcore.foundation import L
@@ -19,9 +19,9 @@ from .fast import fast_collab_dls, member_mse
 from .evaluate import score_folds
 
 # %% auto #0
-__all__ = ['DENSE_SIDE_MAX', 'implicit', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'user_info', 'item_info',
-           'implicit_feedback', 'BayesDot', 'BayesDotKind', 'low_rank_data', 'table_rmse', 'bayes_dls', 'side_features',
-           'BayesLearner', 'bayes_learner', 'threads', 'bayes_fit_predict', 'myfm_fit_predict', 'bayes_folds']
+__all__ = ['DENSE_SIDE_MAX', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'user_info', 'item_info',
+           'implicit_feedback', 'BayesDot', 'BayesDotKind', 'bayes_dls', 'side_features', 'BayesLearner',
+           'bayes_learner', 'bayes_fit_predict', 'myfm_fit_predict', 'bayes_folds']
 
 # %% ../nbs/10_bayes.ipynb #47215b61
 def _csr(rows:np.ndarray, cols:np.ndarray, shape:tuple, device) -> tuple:
@@ -317,7 +317,7 @@ def implicit_feedback(rows:np.ndarray, cols:np.ndarray, n_rows:int, n_cols:int) 
     F.data /= np.sqrt(np.maximum(count, 1)).astype(np.float32).repeat(count)
     return F
 
-implicit = implicit_feedback  # its earlier name
+
 
 # %% ../nbs/10_bayes.ipynb #da5ab9de
 class BayesDot(FastDotBias):
@@ -365,27 +365,6 @@ class BayesDotKind(FastDotBiasKind):
         return th[..., 1:].reshape(n, S * k), th[..., 0]
     @classmethod
     def build(cls, model_class, s): return model_class(s['n_users'], s['n_items'], s['n_factors'], None, s['n_members'])
-
-# %% ../nbs/10_bayes.ipynb #ebf3f04b
-def low_rank_data(n_users:int=300, n_items:int=200, n_ratings:int=6000, n_factors:int=3, noise:float=0.5, seed:int=0
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor]:
-    "Ratings from known factors: `(user rows, item rows, ratings, the noise-free (n_users, n_items) table)` (rows from 1)."
-    g = torch.Generator().manual_seed(seed)
-    P, Q = torch.randn(n_users, n_factors, generator=g), torch.randn(n_items, n_factors, generator=g)
-    b, c = 0.5 * torch.randn(n_users, 1, generator=g), 0.5 * torch.randn(1, n_items, generator=g)
-    truth = 3 + b + c + P @ Q.T / math.sqrt(n_factors)  # (n_users, n_items)
-    pairs = torch.randperm(n_users * n_items, generator=g)[:n_ratings]
-    u, i = (pairs // n_items).numpy(), (pairs % n_items).numpy()
-    r = truth[u, i] + noise * torch.randn(n_ratings, generator=g)
-    return u + 1, i + 1, r.numpy(), torch.cat([torch.zeros(1, n_items + 1), torch.cat([torch.zeros(n_users, 1), truth], 1)])
-
-def table_rmse(post:Posterior, truth:torch.Tensor) -> float:
-    "RMSE of the posterior's mean prediction of every pair (rows and columns from 1) against `truth`."
-    model = BayesDot.from_posterior(post)
-    n_u, n_i = truth.shape
-    u, i = torch.meshgrid(torch.arange(1, n_u), torch.arange(1, n_i), indexing='ij')
-    with torch.no_grad(): pred = model(torch.stack([u.reshape(-1), i.reshape(-1)], 1))
-    return float(((pred - truth[1:, 1:].reshape(-1)) ** 2).mean().sqrt())
 
 # %% ../nbs/10_bayes.ipynb #cb19ab68
 def _day_codes(ts:pd.Series, classes:list|None=None) -> tuple[np.ndarray, list]:
@@ -467,13 +446,6 @@ def bayes_learner(dls, # from `bayes_dls`
     return BayesLearner(dls, n_factors, **kwargs)
 
 BAYES = TrainRecipe('bayes', bayes_dls, bayes_learner, epochs=300, lr=0., learner_kwargs=dict(n_factors=16))
-
-# %% ../nbs/10_bayes.ipynb #5a9e54bd
-class threads:
-    "Run the block with torch using `n` threads (myFM samples on one), then restore the count."
-    def __init__(self, n:int): self.n = n
-    def __enter__(self): self.old = torch.get_num_threads(); torch.set_num_threads(self.n)
-    def __exit__(self, *exc): torch.set_num_threads(self.old)
 
 # %% ../nbs/10_bayes.ipynb #699bae01
 def bayes_fit_predict(train:pd.DataFrame, test:pd.DataFrame, recipe:TrainRecipe=BAYES, seed:int=0,

@@ -14,14 +14,14 @@ from fastai.torch_core import set_seed
 from .data import LADDER, ladder_ratings, load_ratings, noise_floor, synthetic_ratings
 from .chapter import BOOK, STOCK
 from .fast import FAST, fast_collab_dls, fast_collab_learner
-from .evaluate import rmse
-from .bayes import BAYES, bayes_fit_predict, myfm_fit_predict, threads
+from .core import rmse, threads
+from .bayes import BAYES, bayes_fit_predict, myfm_fit_predict
 from .rank import RANK, interactions
 
 # %% auto #0
-__all__ = ['PEERS', 'LADDER_RECIPES', 'UNITS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'surprise_fit_predict',
-           'peer_bench', 'bayes_line', 'scale_run', 'in_process', 'scale_bench', 'ladder_data', 'ladder_point',
-           'ladder_line', 'ladder_bench', 'plot_ladder']
+__all__ = ['PEERS', 'bayes_line', 'LADDER_RECIPES', 'UNITS', 'bench_fit', 'run_bench', 'bench_line', 'pareto',
+           'surprise_fit_predict', 'peer_bench', 'peer_line', 'scale_run', 'in_process', 'scale_bench', 'ladder_data',
+           'ladder_point', 'ladder_line', 'ladder_bench', 'plot_ladder']
 
 # %% ../nbs/12_bench.ipynb #34c2cb25
 def bench_fit(recipe:TrainRecipe, # `STOCK`, `BOOK`, `FAST` or any other
@@ -100,11 +100,14 @@ def peer_bench(ratings:pd.DataFrame|None=None, runs:int=3, fits:dict=PEERS, n_th
     runs_df = pd.DataFrame(rows)
     return runs_df, runs_df.groupby('recipe', sort=False)[['valid_mse', 'seconds']].median()
 
-def bayes_line(medians:pd.DataFrame, ours:str='bayes (ours)', peer:str='myFM, same side information') -> str:
+def peer_line(medians:pd.DataFrame, ours:str='bayes (ours)', peer:str='myFM, same side information') -> str:
     "The summary line of ours against myFM: `ours_mse=.. peer_mse=.. ours_s=.. peer_s=.. time_ratio=..` (medians)."
     o, p = medians.loc[ours], medians.loc[peer]
     return (f"ours_mse={o.valid_mse:.4f} peer_mse={p.valid_mse:.4f} ours_s={o.seconds:.2f} peer_s={p.seconds:.2f} "
             f"time_ratio={o.seconds / p.seconds:.2f}")
+
+bayes_line = peer_line  # its earlier name (kept for one release)
+
 
 # %% ../nbs/12_bench.ipynb #275e71c2
 def _peak_rss_mb() -> float:

@@ -4,34 +4,18 @@
 
 # %% ../nbs/13_cli.ipynb #a394b8f8
 from __future__ import annotations
-import argparse, sys, time
+import argparse, contextlib, io, math, sys, time
 from functools import partial
 from pathlib import Path
-from .core import (CollabError, BadValueError, MissingFileError, NotAFolderError, vocab, columns,
-                               as_vocab_type, check_split, y_range_for, kv_line)
 from fastcore.script import call_parse, anno_parser, Param
-import pandas as pd
-import matplotlib
-matplotlib.use('Agg')  # the commands write figures to files; they never open a window
-import matplotlib.pyplot as plt
-import torch
-from fastai.torch_core import default_device
-from .data import ml100k_path, load_ratings, ratings_summary, read_ratings_csv, validate_ratings
-from .chapter import reproduce_chapter, chapter_recipes, plot_valid_curves, valid_curve, BOOK, BOOK_NN
-from .interpret import item_parts, plot_item_pca, plot_item_biases, most_similar
-from .inference import save_model, load_model, recommend
-from .coldstart import cold_start_table, recommend_new_user
-from .fast import FAST
-from .evaluate import evaluate_folds, surprise_folds, comparison, summary_line, score_folds
-from .models import model_kind
-from .rank import RANK, stratified_split, ranking_table, rank_line
-from .bench import run_bench, bench_line, scale_bench, peer_bench, PEERS, bayes_line, ladder_bench
-from .bayes import BAYES, bayes_folds, myfm_fit_predict
+# Nothing heavier at import time: pandas, torch, fastai and the package's modules are imported by each command when
+# it runs, so `ajtfb-collab --help` and `ajtfb-collab COMMAND --help` answer in a fraction of a second, not five.
+
 
 # %% auto #0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'MODEL_FILE', 'RECIPES', 'command', 'parser', 'run_command', 'format_summary', 'data',
-           'markdown_table', 'with_diff', 'write_figures', 'reproduce', 'train', 'item_names', 'recommend_cmd',
-           'similar', 'coldstart', 'bench', 'evaluate', 'rank_eval', 'main']
+__all__ = ['COMMANDS', 'MODEL_FILE', 'RECIPE_NAMES', 'command', 'parser', 'run_command', 'format_summary', 'data',
+           'markdown_table', 'with_diff', 'write_figures', 'reproduce', 'recipes', 'train', 'item_names',
+           'recommend_cmd', 'similar', 'coldstart', 'bench', 'evaluate', 'rank_eval', 'main']
 
 # %% ../nbs/13_cli.ipynb #63ae2788
 COMMANDS = {}
@@ -41,8 +25,12 @@ def command(f):
     COMMANDS[f.__name__.removesuffix('_cmd').replace('_', '-')] = f
     return f
 
-# errors that come from what the user asked for, reported in one line: the library's own (see the core notebook)
-USER_ERRORS = (CollabError,)
+def __getattr__(name:str):  # module constants that need the package's heavier modules, built when first read (PEP 562)
+    if name == 'USER_ERRORS':  # errors that come from what the user asked for, reported in one line: the library's own
+        from ajtfb_collab.core import CollabError
+        return (CollabError,)
+    if name == 'RECIPES': return recipes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/13_cli.ipynb #90f284b3
 def parser(name:str, fn) -> argparse.ArgumentParser:
@@ -55,6 +43,18 @@ def parser(name:str, fn) -> argparse.ArgumentParser:
                 a.option_strings.insert(0, alias); p._option_string_actions[alias] = a
     return p
 
+class _bars_on_terminals_only:
+    "Off a terminal (a pipe, a log file), fastprogress draws no bars: a log gets fastai's one line per epoch, not the redraws."
+    def __enter__(self):
+        import fastprogress.fastprogress as fp
+        self.fp, self.saved = fp, (fp.NO_BAR, fp.ConsoleProgressBar.__init__)
+        if sys.stdout.isatty(): return
+        init = fp.ConsoleProgressBar.__init__
+        def quiet_init(bar, *args, **kwargs):  # fastprogress prints a bar character to probe the encoding, even with NO_BAR
+            with contextlib.redirect_stdout(io.StringIO()): init(bar, *args, **kwargs)
+        fp.NO_BAR, fp.ConsoleProgressBar.__init__ = True, quiet_init
+    def __exit__(self, *exc): self.fp.NO_BAR, self.fp.ConsoleProgressBar.__init__ = self.saved
+
 def run_command(name:str, # a key of `COMMANDS`
                 args:list[str]=() # its command-line arguments
                ) -> int:
@@ -62,8 +62,10 @@ def run_command(name:str, # a key of `COMMANDS`
     fn = COMMANDS[name]
     kw = vars(parser(name, fn).parse_args(list(args)))
     for k in ('pdb', 'xtra'): kw.pop(k, None)  # options anno_parser adds for its own use
-    try: fn(**kw)
-    except USER_ERRORS as e:
+    from ajtfb_collab.core import CollabError
+    try:
+        with _bars_on_terminals_only(): fn(**kw)
+    except CollabError as e:
         print(f'ajtfb-collab {name}: error: {e}', file=sys.stderr)
         return 2
     return 0
@@ -82,6 +84,7 @@ def format_summary(s:dict, path:Path) -> str:
 def data(path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
         ):
     "Summarise MovieLens 100k: ratings, users, movies, rating histogram, sparsity, and where it was loaded from."
+    from ajtfb_collab.data import ml100k_path, load_ratings, ratings_summary
     path = ml100k_path(path)
     print(format_summary(ratings_summary(load_ratings(path)), path))
 
@@ -98,10 +101,15 @@ def with_diff(table:pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/13_cli.ipynb #6b46a1ce
 def _save(fig, fn:Path):
+    import matplotlib.pyplot as plt
     fig.savefig(fn, dpi=110, bbox_inches='tight'); plt.close(fig)
 
 def write_figures(learners:dict, ratings:pd.DataFrame, out:Path) -> list[Path]:
     "Write the validation curves, PCA map and bias chart of `learners` to `out`; return the files."
+    import matplotlib
+    matplotlib.use('Agg')  # the commands write figures to files; they never open a window
+    from ajtfb_collab.chapter import chapter_recipes, plot_valid_curves, valid_curve
+    from ajtfb_collab.interpret import item_parts, plot_item_pca, plot_item_biases
     book = {r.name: r.book_valid_mse for r in chapter_recipes()}
     curves = {n: valid_curve(l) for n, l in learners.items()}
     ax = plot_valid_curves(curves, book=book)
@@ -119,6 +127,7 @@ def write_figures(learners:dict, ratings:pd.DataFrame, out:Path) -> list[Path]:
 
 def _recipe_name(number:str, names:list[str]) -> str:
     "The recipe numbered `number` (from 1) in `names`."
+    from ajtfb_collab.core import BadValueError
     if not number.strip().isdigit() or not 1 <= int(number) <= len(names):
         raise BadValueError(f"--models takes recipe numbers from 1 to {len(names)} (see --list_recipes), not {number.strip()!r}")
     return names[int(number) - 1]
@@ -130,6 +139,8 @@ def reproduce(out:str='results', # folder for results.csv, results.md and the fi
               seed:int=42 # seed of the split and of each fit
              ):
     "Reproduce the chapter's fits and compare them with the book; write the table and figures to --out."
+    from ajtfb_collab.data import load_ratings
+    from ajtfb_collab.chapter import reproduce_chapter, chapter_recipes
     names = [r.name for r in chapter_recipes()]
     if list_recipes: return print('\n'.join(f'{i:>2}  {n}' for i, n in enumerate(names, 1)))
     picked = None if models is None else [_recipe_name(m, names) for m in models.split(',')]
@@ -144,12 +155,21 @@ def reproduce(out:str='results', # folder for results.csv, results.md and the fi
 
 # %% ../nbs/13_cli.ipynb #236cb53b
 MODEL_FILE = 'model.pth'
-RECIPES = {r.name: r for r in (FAST, BOOK, BOOK_NN, RANK, BAYES)}  # `train --recipe`, the default first
+RECIPE_NAMES = ('fast', 'book', 'nn', 'rank', 'bayes')  # `train --recipe`, the default first: known without importing them
+
+def recipes() -> dict:
+    "The recipes `train --recipe` takes, by name (also `RECIPES`)."
+    from ajtfb_collab.fast import FAST
+    from ajtfb_collab.chapter import BOOK, BOOK_NN
+    from ajtfb_collab.rank import RANK
+    from ajtfb_collab.bayes import BAYES
+    return {r.name: r for r in (FAST, BOOK, BOOK_NN, RANK, BAYES)}
 
 # %% ../nbs/13_cli.ipynb #673ccf21
 def _recipe(name:str, epochs:int|None, lr:float|None, wd:float|None, bs:int|None, n_factors:int|None):
-    "The recipe `name` of `RECIPES` with the settings given on the command line changed."
-    r = RECIPES[name]
+    "The recipe `name` of `recipes()` with the settings given on the command line changed."
+    from ajtfb_collab.core import BadValueError
+    r = recipes()[name]
     if name == 'bayes':  # sampled, not trained: no learning rate, weight decay or batches
         bad = [f'--{k}' for k, v in dict(lr=lr, wd=wd, bs=bs).items() if v is not None]
         if bad: raise BadValueError(f"{', '.join(bad)} do(es) not apply to --recipe bayes (it samples; --epochs sets the sweeps)")
@@ -158,11 +178,14 @@ def _recipe(name:str, epochs:int|None, lr:float|None, wd:float|None, bs:int|None
     changes = {k: v for k, v in dict(epochs=epochs, lr=lr, wd=wd, n_factors=n_factors).items() if v is not None}
     if bs is not None: changes['dls_kwargs'] = {**r.dls_kwargs, 'bs': bs}
     for k, v in changes.items():
+        if k != 'dls_kwargs' and not math.isfinite(v): raise BadValueError(f"--{k} must be a finite number, not {v}")
         if k != 'dls_kwargs' and v <= 0 and not (k == 'wd' and v == 0): raise BadValueError(f"--{k} must be positive, not {v}")
     return r.but(**changes)
 
 def _checked_ratings(ratings:str|None, user_col:str, item_col:str, rating_col:str, path=None) -> pd.DataFrame:
     "MovieLens 100k, or the ratings CSV `ratings` (saying what it read), checked; an error names the file."
+    from ajtfb_collab.core import BadValueError, check_split
+    from ajtfb_collab.data import load_ratings, read_ratings_csv, validate_ratings
     start = time.perf_counter()
     df = load_ratings(path) if ratings is None else read_ratings_csv(ratings)
     try: validate_ratings(df, user_col, item_col, rating_col); check_split(len(df), 0.2)
@@ -180,35 +203,46 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
           recipe:Param("fast: ours (the default); book: the chapter's collab_learner; nn: its neural network; "
                        "rank: the dot product trained to rank (it scores, it does not predict ratings); "
                        "bayes: the dot product sampled by Gibbs sampling, with side information", str,
-                       choices=list(RECIPES))='fast',
+                       choices=list(RECIPE_NAMES))='fast',
           epochs:int=None, # epochs of one-cycle training; for bayes, sweeps of the sampler (default: the recipe's)
           lr:float=None, # peak learning rate (default: the recipe's; not for bayes)
           wd:float=None, # weight decay (default: the recipe's; not for bayes)
           bs:int=None, # batch size (default: the recipe's; not for bayes)
           n_factors:int=None, # factors per user and item (default: the recipe's; not for nn)
-          seed:int=42 # seed of the validation split and of the training
+          seed:int=42, # seed of the validation split and of the training
+          overwrite:bool=False # replace a model already saved in --out
          ):
     "Train a collab model on MovieLens 100k or a ratings CSV; print its validation MSE and save it to --out."
+    from ajtfb_collab.core import NotAFolderError, BadValueError, ExistsError
+    from ajtfb_collab.inference import save_model, load_model
+    from ajtfb_collab.models import model_kind
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise NotAFolderError(f"--out {out} is a file, not a folder")
+    if (out/MODEL_FILE).exists() and not overwrite: raise ExistsError(f"{out/MODEL_FILE} exists: pass --overwrite to replace it")
     r = _recipe(recipe, epochs, lr, wd, bs, n_factors)
     if recipe == 'bayes' and ratings is not None: r = r.but(side=('implicit', 'days'))  # u.user and u.item are MovieLens'
     df = _checked_ratings(ratings, user_col, item_col, rating_col)
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise NotAFolderError(f"--out {out} is a file, not a folder")
     learn = r.train(df, user_col, item_col, rating_col, seed=seed)
+    loss = 'valid_loss' if model_kind(learn.model).ranks else 'valid_mse'  # a ranker's loss is a cross-entropy
+    valid, weights = float(learn.recorder.values[-1][1]), all(p.isfinite().all() for p in learn.model.parameters())
+    if not (math.isfinite(valid) and weights):  # a diverged run: say so, exit non-zero, keep any earlier model
+        raise BadValueError(f"training diverged ({loss}={valid:.4g}{'' if weights else ', weights not finite'}): nothing saved; try a lower --lr")
     fn = save_model(learn, out/MODEL_FILE)
     print(load_model(fn))
-    loss = 'valid_loss' if model_kind(learn.model).ranks else 'valid_mse'  # a ranker's loss is a cross-entropy
-    print(f"{loss}={float(learn.recorder.values[-1][1]):.4f} recipe={recipe} epochs={r.epochs} saved={fn}")
+    print(f"{loss}={valid:.4f} recipe={recipe} epochs={r.epochs} saved={fn}")
 
 # %% ../nbs/13_cli.ipynb #e1b2a849
 def _load_dir(model_dir:str):
     "The model saved in `model_dir` by `ajtfb-collab train`."
+    from ajtfb_collab.core import MissingFileError
+    from ajtfb_collab.inference import load_model
     d = Path(model_dir)
     if not d.is_dir(): raise MissingFileError(f"no model folder {d}: make one with `ajtfb-collab train --out {d}`")
     if not (d/MODEL_FILE).exists(): raise MissingFileError(f"{d} has no {MODEL_FILE}: make one with `ajtfb-collab train --out {d}`")
     return load_model(d/MODEL_FILE)
 
 def _need_columns(df:pd.DataFrame, cols, path) -> pd.DataFrame:
+    from ajtfb_collab.core import BadValueError
     missing = [c for c in cols if c not in df.columns]
     if missing: raise BadValueError(f"{path}: no column {', '.join(map(repr, missing))} (columns: {', '.join(map(str, df.columns))})")
     return df
@@ -217,6 +251,9 @@ def item_names(model, path:str, # a CSV of items: an id column and a name column
                id_col:str|None=None, # its id column; `None`: the model's item column
                name_col:str='title') -> pd.Series:
     "Names of the model's items, indexed by item, from an items file (e.g. MovieLens' `movies.csv`)."
+    import pandas as pd
+    from ajtfb_collab.core import vocab, as_vocab_type
+    from ajtfb_collab.data import read_ratings_csv
     item_name, items = list(vocab(model).items())[1]
     id_col = id_col or item_name
     df = _need_columns(read_ratings_csv(path, what='items'), (id_col, name_col), path)
@@ -229,13 +266,18 @@ def _named(table:pd.DataFrame, names:pd.Series|None) -> pd.DataFrame:
     return table.assign(**{names.name: table[col].map(names.groupby(level=0).first()).fillna('')})[[col, names.name, *table.columns[1:]]]
 
 def _answers(model, path:str) -> pd.DataFrame:
-    "A new user's ratings from a CSV: the model's item and rating columns if it has them, else its first two."
+    "A new user's ratings from a CSV with the model's item and rating columns, each item once, each rating on the model's scale."
+    from ajtfb_collab.core import BadValueError, columns
+    from ajtfb_collab.data import read_ratings_csv, validate_ratings
+    from ajtfb_collab.models import model_kind
     _, item_name, rating_name = columns(model)
-    df = read_ratings_csv(path, what='answers')
-    if not {item_name, rating_name} <= set(df.columns):
-        if df.shape[1] < 2: raise BadValueError(f"{path}: a new user's ratings need two columns, item and rating")
-        df = df.iloc[:, :2].set_axis([item_name, rating_name], axis=1)
+    df = _need_columns(read_ratings_csv(path, what='answers'), (item_name, rating_name), path)  # by name, never by position
     validate_ratings(df.assign(user=0), 'user', item_name, rating_name)
+    twice = df[item_name][df[item_name].duplicated()].unique()
+    if len(twice): raise BadValueError(f"{path}: answers rate {', '.join(map(repr, map(str, twice[:5])))} more than once: keep one rating per item")
+    lo, hi = model_kind(model.model).y_range or (-math.inf, math.inf)  # a ranker has no scale: any finite number
+    out = df[~df[rating_name].between(lo, hi)]
+    if len(out): raise BadValueError(f"{path}: rating {out[rating_name].iloc[0]:g} for {str(out[item_name].iloc[0])!r} is outside the model's scale {lo:g} to {hi:g}")
     return df[[item_name, rating_name]]
 
 @command
@@ -248,7 +290,13 @@ def recommend_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab 
                   items_id_col:str=None, # its id column (default: the model's item column)
                   items_name_col:str='title' # its name column
                  ):
-    "Print the top-n items for a user (or for a new user from their ratings), best first."
+    "Print the top-n items for a user (or for a new user from their ratings), best first; a ranking model's column is `score`."
+    from ajtfb_collab.core import BadValueError, columns
+    from ajtfb_collab.data import read_ratings_csv
+    from ajtfb_collab.inference import recommend
+    from ajtfb_collab.coldstart import recommend_new_user
+    from ajtfb_collab.models import model_kind
+    if n < 1: raise BadValueError(f"-n must be at least 1, not {n}")
     if (user is None) == (answers is None): raise BadValueError("give either --user (one of the model's users) or --answers (a CSV of a new user's ratings)")
     model = _load_dir(model_dir)
     names = None if items is None else item_names(model, items, items_id_col, items_name_col)
@@ -257,6 +305,7 @@ def recommend_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab 
         user_name, item_name, _ = columns(model)
         seen = None if ratings is None else _need_columns(read_ratings_csv(ratings), (user_name, item_name), ratings)
         recs = recommend(model, user, n=n, seen=seen)
+    if model_kind(model.model).ranks: recs = recs.rename(columns={'prediction': 'score'})  # a logit, not a rating
     print(_named(recs, names).to_string(index=False, float_format='%.3f'))
 
 @command
@@ -268,6 +317,9 @@ def similar(model_dir:str, # folder holding model.pth, from `ajtfb-collab train`
             items_name_col:str='title' # its name column
            ):
     "Print the n items most similar to ITEM by the cosine similarity of their factors."
+    from ajtfb_collab.core import BadValueError, vocab, as_vocab_type
+    from ajtfb_collab.interpret import most_similar
+    if n < 1: raise BadValueError(f"-n must be at least 1, not {n}")
     model = _load_dir(model_dir)
     names = None if items is None else item_names(model, items, items_id_col, items_name_col)
     known = set(list(vocab(model).values())[1][1:])
@@ -281,12 +333,15 @@ def similar(model_dir:str, # folder holding model.pth, from `ajtfb-collab train`
 def coldstart(seed:int=42 # seed of the held-out users, the answers' order and the training
              ):
     "Compare cold-start methods on held-out users (RMSE); the last line sums up."
+    from ajtfb_collab.coldstart import cold_start_table
     table, s = cold_start_table(seed=seed)
     print(table.to_string(float_format='%.4f'))
     print(' '.join(f'{k}={v:.4f}' for k, v in s.items()))
 
 # %% ../nbs/13_cli.ipynb #b60e597e
 def _device_line() -> str:
+    import torch
+    from fastai.torch_core import default_device
     dev = default_device()
     name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'
     return f'device: {dev} ({name}), torch threads: {torch.get_num_threads()}'
@@ -304,6 +359,9 @@ def bench(runs:int=3, # fits of each recipe, alternating
           path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
          ):
     "Time the book's recipe in stock fastai (or myFM) against ours on the seed-42 split; the last line sums up."
+    from ajtfb_collab.core import BadValueError
+    from ajtfb_collab.data import load_ratings
+    from ajtfb_collab.bench import run_bench, bench_line, scale_bench, peer_bench, PEERS, peer_line, ladder_bench
     if members < 0: raise BadValueError(f"members must be >= 0, not {members}")
     if runs < 1: raise BadValueError(f"runs must be >= 1, not {runs}")
     if threads < 1: raise BadValueError(f"threads must be >= 1, not {threads}")
@@ -317,7 +375,7 @@ def bench(runs:int=3, # fits of each recipe, alternating
         _, med = peer_bench(load_ratings(path), runs=runs, fits=fits)
         print(f'medians of {runs} run(s), one thread each; seconds: the sampling alone (300 sweeps each)')
         print(med.to_string(float_format='%.4f'))
-        return print(bayes_line(med))
+        return print(peer_line(med))
     _, med = run_bench(load_ratings(path), runs=runs, members=(members,) if members > 1 else ())
     med['speedup'] = med.loc['stock', 'seconds'] / med.seconds
     print(f'medians of {runs} run(s); seconds: the fit alone; setup_s: DataLoaders and Learner')
@@ -336,6 +394,9 @@ def evaluate(folds:str='u1,u2,u3,u4,u5', # canonical folds, comma-separated
              path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
             ):
     "RMSE of our best model on the canonical folds beside published results; the last line sums up."
+    from ajtfb_collab.core import BadValueError
+    from ajtfb_collab.evaluate import evaluate_folds, surprise_folds, comparison, summary_line, score_folds
+    from ajtfb_collab.bayes import bayes_folds, myfm_fit_predict
     if members < 1: raise BadValueError(f"members must be >= 1, not {members}")
     if recipe == 'bayes': table = bayes_folds(folds, path)
     else: table = evaluate_folds(folds, path, n_members=members)
@@ -357,6 +418,10 @@ def rank_eval(k:int=10, # the length of each list
               path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
              ):
     "Top-k recommendation quality of ours beside popularity, a rating model, EASE and implicit; the last line sums up."
+    from ajtfb_collab.core import BadValueError
+    from ajtfb_collab.fast import FAST
+    from ajtfb_collab.chapter import BOOK
+    from ajtfb_collab.rank import stratified_split, ranking_table, rank_line
     if k < 1: raise BadValueError(f"k must be at least 1, not {k}")
     df = _checked_ratings(ratings, user_col, item_col, rating_col, path)
     df = df[[user_col, item_col, rating_col]].set_axis(['user', 'movie', 'rating'], axis=1)  # the ranking notebook's names

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import importlib.util, time
 from functools import partial
-from .core import BadValueError, MissingPackageError, TrainRecipe, random_split
+from .core import BadValueError, MissingPackageError, TrainRecipe, random_split, rmse  # rmse: here since the start
 import numpy as np, pandas as pd
 from fastai.torch_core import set_seed
 from .data import load_split, ml100k_path, SPLITS
@@ -15,8 +15,8 @@ from .fast import FAST
 from .inference import predict_ratings
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'FAST_EVAL', 'EVAL_RECIPE', 'rmse', 'fit_fast', 'fit_predict', 'score_folds', 'evaluate_folds',
-           'summary_line', 'tune', 'surprise_folds', 'book_predict', 'book_folds', 'comparison']
+__all__ = ['PUBLISHED', 'FAST_EVAL', 'fit_fast', 'tune', 'fit_on_all', 'fit_predict', 'score_folds', 'evaluate_folds',
+           'summary_line', 'tune_rmse', 'surprise_folds', 'book_predict', 'book_folds', 'comparison']
 
 # %% ../nbs/09_evaluate.ipynb #01a0a51a
 PUBLISHED = pd.DataFrame([
@@ -27,16 +27,9 @@ PUBLISHED = pd.DataFrame([
 ], columns=['method', 'source', 'mean_rmse', 'u1_rmse']).set_index('method')
 
 # %% ../nbs/09_evaluate.ipynb #25ab5032
-def rmse(pred:np.ndarray, targ:np.ndarray, clip:tuple|None=(1, 5)) -> float:
-    "Root mean squared error of `pred`, clipped to `clip` first (the rating scale) unless it is `None`."
-    pred = np.asarray(pred, dtype=np.float64)
-    if clip is not None: pred = np.clip(pred, *clip)
-    return float(np.sqrt(np.mean((pred - np.asarray(targ, dtype=np.float64)) ** 2)))
-
 FAST_EVAL = FAST.but(name='fast x5', n_members=5, epochs=10)  # chosen on u1.base below
-EVAL_RECIPE = dict(FAST_EVAL.learner_kwargs, epochs=FAST_EVAL.epochs, lr=FAST_EVAL.lr)  # the same, as plain settings
 
-def fit_fast(train:pd.DataFrame, # a ratings table with `user`, `title`, `rating`
+def fit_on_all(train:pd.DataFrame, # a ratings table with `user`, `title`, `rating`
              recipe:TrainRecipe=FAST_EVAL, seed:int=0,
              **kwargs # changes to the recipe: `n_members`, `n_factors`, `lam`, `epochs`, `lr`
             ):
@@ -48,8 +41,8 @@ def fit_fast(train:pd.DataFrame, # a ratings table with `user`, `title`, `rating
 
 def fit_predict(train:pd.DataFrame, test:pd.DataFrame, # ratings tables with `user`, `title`, `rating`
                 recipe:TrainRecipe=FAST_EVAL, seed:int=0, **kwargs) -> np.ndarray:
-    "Fit `recipe` on all of `train` (`fit_fast`) and predict every row of `test`, unknown titles from what is known."
-    return predict_ratings(fit_fast(train, recipe, seed, **kwargs), test, on_unknown='fallback')
+    "Fit `recipe` on all of `train` (`fit_on_all`) and predict every row of `test`, unknown titles from what is known."
+    return predict_ratings(fit_on_all(train, recipe, seed, **kwargs), test, on_unknown='fallback')
 
 def _fold_table(rows:list[dict]) -> pd.DataFrame:
     "One row per fold (`rows` hold a `fold` key) and their `mean`."
@@ -88,8 +81,11 @@ def summary_line(table:pd.DataFrame) -> str:
     u1 = table.rmse.get('u1', float('nan'))
     return f"mean_rmse={table.loc['mean', 'rmse']:.4f} u1_rmse={u1:.4f}"
 
+fit_fast = fit_on_all  # its earlier name (kept for one release; not `fast.fast_fit`, which runs a schedule)
+
+
 # %% ../nbs/09_evaluate.ipynb #25867d27
-def tune(train:pd.DataFrame, # a training fold: candidates are compared on a random 20% of it
+def tune_rmse(train:pd.DataFrame, # a training fold: candidates are compared on a random 20% of it
          candidates:list[dict], seed:int=42, progress:bool=True) -> pd.DataFrame:
     "RMSE (clipped) of each candidate recipe (keyword arguments of `fit_predict`) on a held-out part of `train`."
     trn_idx, val_idx = random_split(len(train), 0.2, seed)
@@ -100,6 +96,9 @@ def tune(train:pd.DataFrame, # a training fold: candidates are compared on a ran
         rows.append(dict(c, rmse=rmse(fit_predict(inner, held, **c), held.rating), seconds=time.perf_counter() - start))
         if progress: print(rows[-1], flush=True)
     return pd.DataFrame(rows)
+
+tune = tune_rmse  # its earlier name (kept for one release)
+
 
 # %% ../nbs/09_evaluate.ipynb #32143776
 def surprise_folds(algo:str='SVD', # 'SVD' or 'SVDpp'

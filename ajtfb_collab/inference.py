@@ -103,11 +103,13 @@ class CollabModel:
     rating_name: str = 'rating'  # the rating column of the data it was trained on
 
     def __repr__(self):  # a summary: the vocabularies can hold tens of thousands of names
-        s, (user_name, item_name) = model_kind(self.model).summary(), list(self.classes)
+        kind, (user_name, item_name) = model_kind(self.model), list(self.classes)
+        s = kind.summary()
         members = f" x {s['members']} members" if s['members'] > 1 else ''
+        scale = ('scores items (a ranker: no rating scale)' if kind.ranks else  # its "mean" would be a neutral logit, 0
+                 f"y_range={s['y_range']}, ratings in {self.rating_name!r}, train mean {self.train_mean:.3f}")
         return (f"CollabModel({s['kind']}: {s['users']:,} {user_name} x {s['items']:,} {item_name}, "
-                f"{s['factors']} factors{members}, y_range={s['y_range']}, ratings in {self.rating_name!r}, "
-                f"train mean {self.train_mean:.3f})")
+                f"{s['factors']} factors{members}, {scale})")
 
 # %% ../nbs/05_inference.ipynb #b5324b87
 def _atomic_save(obj, path:Path):

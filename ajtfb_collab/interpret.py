@@ -82,7 +82,9 @@ def member_cosine(factors:torch.Tensor, # item factors, members side by side: (n
     return nn.functional.cosine_similarity(f, f[q][None], dim=-1).mean(1)
 
 def most_similar(learn, title, # an item of the model's vocabulary (typed text is converted to its type)
-                 n:int=5 # how many to return
+                 n:int=5, # how many to return
+                 min_ratings:int=0, # leave out items with fewer ratings than this in `ratings`
+                 ratings:pd.DataFrame|None=None # ratings with the model's item column: counts them (a column `n_ratings`)
                 ) -> pd.DataFrame:
     "The `n` items whose factors are most cosine-similar to `title`'s (the query left out), most similar first."
     (item_name, items), kind = list(vocab(learn).items())[1], model_kind(learn.model)
@@ -92,5 +94,12 @@ def most_similar(learn, title, # an item of the model's vocabulary (typed text i
     q = items.index(title)
     sims = member_cosine(kind.item_factors(), q, kind.n_members)  # (n_items,)
     sims[0] = sims[q] = float('-inf')  # neither `#na#` nor the query itself
+    if min_ratings and ratings is None: raise BadValueError("min_ratings needs ratings, the table to count each item's ratings in")
+    if ratings is not None:
+        counts = pd.Series(as_vocab_type(ratings[item_name], items)).value_counts()
+        counts = pd.Series(items).map(counts).fillna(0).astype(int).to_numpy()  # (n_items,) in the vocabulary's order
+        sims[torch.as_tensor(counts < min_ratings)] = float('-inf')
     top = sims.argsort(descending=True)[:n]
-    return pd.DataFrame({item_name: [items[j] for j in top], 'similarity': sims[top].numpy()})
+    top = top[sims[top] > float('-inf')]  # fewer than `n` when too few items are left
+    out = pd.DataFrame({item_name: [items[j] for j in top], 'similarity': sims[top].numpy()})
+    return out if ratings is None else out.assign(n_ratings=counts[top.numpy()])

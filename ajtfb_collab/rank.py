@@ -12,18 +12,19 @@ import matplotlib.pyplot as plt
 from torch import nn
 from fastcore.meta import delegates
 from fastai.learner import Learner
-from fastai.optimizer import Adam
+from fastai.optimizer import Adam, OptimWrapper
+from functools import partial
 from .data import load_ratings
 from .models import FastDotBias, FastDotBiasKind, model_kind, register
 from .chapter import BOOK
 from .fast import FAST, FastLearner, auto_bs, fast_collab_dls
 
 # %% auto #0
-__all__ = ['SCORE_BATCH', 'FULL_SOFTMAX_MAX', 'N_NEGATIVES', 'RANK', 'OURS', 'stratified_split', 'precision_at_k', 'recall_at_k',
-           'ndcg_at_k', 'map_at_k', 'interactions', 'top_k', 'relevant_items', 'ranking_row', 'evaluate_ranking',
-           'most_popular', 'model_recommender', 'TooLargeError', 'ease_bytes', 'ease_weights', 'ease',
-           'tune_on_training', 'SoftmaxDot', 'SoftmaxLoss', 'SoftmaxDotKind', 'rank_bs', 'rank_dls', 'rank_learner',
-           'implicit_model', 'ranking_table', 'rank_line']
+__all__ = ['SCORE_BATCH', 'FULL_SOFTMAX_MAX', 'N_NEGATIVES', 'CE_BLOCK', 'RANK', 'OURS', 'stratified_split', 'precision_at_k',
+           'recall_at_k', 'ndcg_at_k', 'map_at_k', 'interactions', 'top_k', 'relevant_items', 'ranking_row',
+           'evaluate_ranking', 'most_popular', 'model_recommender', 'TooLargeError', 'ease_bytes', 'ease_weights',
+           'ease', 'tune_on_training', 'softmax_ce', 'SoftmaxDot', 'SoftmaxLoss', 'SoftmaxDotKind', 'rank_opt',
+           'rank_bs', 'rank_dls', 'rank_learner', 'implicit_model', 'ranking_table', 'rank_line']
 
 # %% ../nbs/11_rank.ipynb #6ac3738c
 def stratified_split(ratings:pd.DataFrame, ratio:float=0.75, seed:int=42, user_name:str='user'
@@ -120,12 +121,12 @@ def most_popular(train:pd.DataFrame, k:int=10) -> dict:
     return top_k(lambda rows: pop.expand(len(rows), -1), X, users, items, k)
 
 # %% ../nbs/11_rank.ipynb #948f9062
-def model_recommender(recipe:TrainRecipe=FAST, seed:int=0):
+def model_recommender(recipe:TrainRecipe=FAST, seed:int=0, progress:bool=False):
     "A recommender that trains `recipe` on the training ratings and ranks each user's unseen movies by the model's score."
     def recommend(train:pd.DataFrame, k:int=10) -> dict:
         dls = recipe.dls(train, item_name='movie', valid_pct=0, seed=seed)
         seed_all(dls, seed)
-        learn = recipe.fit(recipe.learner(dls), progress=False)
+        learn = recipe.fit(recipe.learner(dls), progress=progress)  # `progress`: fastai's bar, or its line per epoch off a terminal
         (_, u_vocab), (_, i_vocab) = learn.dls.classes.items()
         X, users, items = interactions(train)
         u = np.searchsorted(list(u_vocab)[1:], users) + 1  # rows of the model (its `#na#` is row 0)
@@ -185,6 +186,68 @@ def tune_on_training(make, # `make(value)` -> a recommender
 # %% ../nbs/11_rank.ipynb #183f000a
 FULL_SOFTMAX_MAX = 8192  # catalogues up to this size train with the full softmax; larger ones with a sampled one
 N_NEGATIVES = 1024  # negatives per batch of the sampled softmax
+CE_BLOCK = 2 ** 18  # logits per block of rows in `softmax_ce`: 1 MB of float32, so each block's passes stay in cache
+
+def _row_blocks(*ts:torch.Tensor):
+    "The same blocks of rows of each of `ts` (the first one's width sets the block's height)."
+    return zip(*(t.split(max(1, CE_BLOCK // ts[0].shape[1])) for t in ts))
+
+class _SoftmaxCE(torch.autograd.Function):
+    "Mean cross-entropy of `logits` at `targ`, a block of rows at a time; `exp(logit - max)` is kept and scaled into the gradient."
+    @staticmethod
+    def forward(ctx, logits, targ):  # (bs, c), (bs,) each row's target column
+        e = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)  # (bs, c) exp(logit - row max)
+        m, s = logits.new_empty(len(logits), 1), logits.new_empty(len(logits), 1)  # (bs, 1) row max, sum of e
+        for eb, mb, sb, b in _row_blocks(e, m, s, logits):
+            torch.amax(b, 1, keepdim=True, out=mb)
+            torch.sum(torch.sub(b, mb, out=eb).exp_(), 1, keepdim=True, out=sb)
+        ctx.save_for_backward(e, s, targ)
+        return (m + s.log() - logits.gather(1, targ[:, None])).mean()  # log-sum-exp less the target's logit
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):  # softmax less the one-hot target, times g / bs, written over `e`
+        if getattr(ctx, 'spent', False): raise RuntimeError("softmax_ce's backward reuses its buffer: it runs once per forward")
+        e, s, targ = ctx.saved_tensors
+        ctx.spent, scale = True, g / len(e)
+        for eb, sb in _row_blocks(e, s): eb.mul_(scale / sb)
+        e[torch.arange(len(e), device=e.device), targ] -= scale
+        return e, None
+
+def softmax_ce(logits:torch.Tensor, targ:torch.Tensor) -> torch.Tensor:
+    "`F.cross_entropy(logits, targ)` in fewer passes over `logits` (bs, c): the cost of a large softmax is memory, not arithmetic."
+    return _SoftmaxCE.apply(logits, targ)
+
+def _hits(pos:torch.Tensor, neg:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Rows of `pos` (bs,) and columns of `neg` (n,) that hold the same item, found by sorting `neg` (no (bs, n) comparison)."
+    s, order = neg.sort()
+    lo = torch.searchsorted(s, pos); n = torch.searchsorted(s, pos, right=True) - lo  # (bs,) draws of each row's item
+    rows = torch.repeat_interleave(torch.arange(len(pos), device=pos.device), n)  # (h,)
+    at = torch.arange(len(rows), device=pos.device) - torch.repeat_interleave(n.cumsum(0) - n, n)  # 0, 1.. within a row
+    return rows, order[torch.repeat_interleave(lo, n) + at]
+
+class _SampledLogits(torch.autograd.Function):
+    "The candidates' logits, the chosen item first, in one buffer: one GEMM writes the negatives' block in place at an aligned column."
+    @staticmethod
+    def forward(ctx, users, pos_w, pos_b, neg_w, neg_b, rows, cols):  # (bs, k) (bs, k) (bs,) (n, k) (n,) (h,) (h,)
+        bs, n = len(users), len(neg_w)
+        buf = users.new_empty(bs, 16 + -(-n // 16) * 16)  # rows of a multiple of 16 floats; the negatives from column 16
+        neg = buf[:, 16:16 + n]  # (bs, n) a view, 64-byte aligned: GEMM into it runs as fast as into a fresh tensor
+        neg.copy_(neg_b.expand(bs, n)).addmm_(users, neg_w.T)  # biases, then + users @ neg_w.T
+        buf[:, 15] = (users * pos_w).sum(1) + pos_b  # the chosen item's logit, just left of the negatives
+        neg[rows, cols] = float('-inf')  # a user's own choice drawn as a negative is not one
+        ctx.save_for_backward(users, pos_w, neg_w, rows, cols)
+        return buf[:, 15:16 + n]  # (bs, 1 + n)
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):  # g: (bs, 1 + n)
+        users, pos_w, neg_w, rows, cols = ctx.saved_tensors
+        g_pos, g_neg = g[:, :1], g[:, 1:]
+        g_users, g_negw, g_negb = torch.addmm(g_pos * pos_w, g_neg, neg_w), g_neg.T @ users, g_neg.sum(0)
+        g_hit = g_neg[rows, cols]  # (h,) what the masked logits were given: a softmax gives them 0, anything else is taken back
+        if g_hit.any():
+            g_users.index_add_(0, rows, -g_hit[:, None] * neg_w[cols])
+            g_negw.index_add_(0, cols, -g_hit[:, None] * users[rows]); g_negb.index_add_(0, cols, -g_hit)
+        return g_users, g_pos * users, g[:, 0], g_negw, g_negb, None, None
 
 class SoftmaxDot(FastDotBias):
     "The dot product with biases trained to rank: every item's logit for the batch's users, or a sampled softmax's."
@@ -201,20 +264,18 @@ class SoftmaxDot(FastDotBias):
     def forward(self, x:torch.Tensor) -> torch.Tensor:  # x: (bs, 2), the item column is the target
         users = self.u_weight(x[:, 0])  # (bs, k)
         if not self.n_neg:  # (bs, n_items); a user's bias would shift every logit alike
-            return users @ self.i_weight.weight.T + self.i_bias.weight.T
-        pos, neg = x[:, 1], torch.multinomial(self.q, self.n_neg, replacement=True)  # (bs,), (n_neg,) shared by the batch
+            return torch.addmm(self.i_bias.weight.T, users, self.i_weight.weight.T)
+        pos, neg = x[:, 1].contiguous(), torch.multinomial(self.q, self.n_neg, replacement=True)  # (bs,), (n_neg,) shared by the batch
         log_q = lambda items: torch.log(self.n_neg * self.q[items])  # expected count of each item among the negatives
-        s_pos = (users * self.i_weight(pos)).sum(1) + self.i_bias(pos)[:, 0] - log_q(pos)  # (bs,)
-        s_neg = users @ self.i_weight(neg).T + (self.i_bias(neg)[:, 0] - log_q(neg))  # (bs, n_neg)
-        s_neg = s_neg.masked_fill(neg[None] == pos[:, None], float('-inf'))  # a user's own choice is not a negative
-        return torch.cat([s_pos[:, None], s_neg], 1)  # (bs, 1 + n_neg): the chosen item first
+        return _SampledLogits.apply(users, self.i_weight(pos), self.i_bias(pos)[:, 0] - log_q(pos),
+                                    self.i_weight(neg), self.i_bias(neg)[:, 0] - log_q(neg), *_hits(pos, neg))  # (bs, 1 + n_neg)
 
 class SoftmaxLoss:
     "Cross-entropy of the chosen items: over the catalogue (`targ`: their rows), or over `model`'s sampled candidates (the chosen first)."
     def __init__(self, model:SoftmaxDot): self.model = model
     def __call__(self, pred:torch.Tensor, targ:torch.Tensor) -> torch.Tensor:
         sampled = self.model.n_neg and pred.shape[1] == self.model.n_neg + 1  # never the catalogue's width (n_neg < n_items - 1)
-        return nn.functional.cross_entropy(pred, torch.zeros_like(targ) if sampled else targ)
+        return softmax_ce(pred, torch.zeros_like(targ) if sampled else targ)
 
 @register
 class SoftmaxDotKind(FastDotBiasKind):
@@ -226,6 +287,13 @@ class SoftmaxDotKind(FastDotBiasKind):
         with torch.no_grad(): return self.score(self.user_factors()[u], None, i).numpy()  # (n,)
     @classmethod
     def build(cls, model_class, s): return model_class(s['n_users'], s['n_items'], s['n_factors'])  # trained: no sampling
+
+
+# %% ../nbs/11_rank.ipynb #7b1e159e
+def rank_opt(params, **kwargs) -> OptimWrapper:
+    "fastai's `Adam` with decoupled weight decay (betas 0.9 and 0.99, eps 1e-5) as PyTorch's fused `AdamW`: one pass over the tables a step."
+    return OptimWrapper(params, opt=partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5, fused=True), **kwargs)
+
 
 # %% ../nbs/11_rank.ipynb #daacfc29
 def rank_bs(n_train:int, steps:int=1000) -> int:
@@ -253,7 +321,7 @@ def rank_learner(dls, # from `rank_dls`
     if n_neg is None: n_neg = 0 if n_items <= FULL_SOFTMAX_MAX else N_NEGATIVES
     counts = torch.bincount(dls.train.x[:, 1].cpu(), minlength=n_items)  # (n_items,) for the negatives' distribution
     model = SoftmaxDot(n_users, n_items, n_factors, n_neg, counts)
-    kwargs = dict(dict(loss_func=SoftmaxLoss(model), opt_func=Adam, wd=1.0), **kwargs)
+    kwargs = dict(dict(loss_func=SoftmaxLoss(model), opt_func=rank_opt, wd=1.0), **kwargs)
     learn = FastLearner(dls, model, **kwargs)
     learn.train_mean = 0.  # what `predict_ratings` would give a pair it knows nothing about: a neutral logit
     return learn
@@ -288,8 +356,8 @@ def ranking_table(train:pd.DataFrame, test:pd.DataFrame, k:int=10, lams=(100, 25
     "Every recommender of this notebook on one split, measured in the same run: one row each, ours first; `note` says why a row was skipped."
     try: lam, _ = tune_on_training(ease, list(lams), train, k); ease_name = f'EASE (lambda={lam:g}, chosen on training data)'
     except TooLargeError: lam, ease_name = 500., 'EASE'  # too large for this machine: its row says so
-    methods = {OURS: model_recommender(RANK), 'most popular': most_popular,
-               **{f'rating model ({r.name.upper()}), by predicted rating': model_recommender(r) for r in rating_models},
+    methods = {OURS: model_recommender(RANK, progress=progress), 'most popular': most_popular,
+               **{f'rating model ({r.name.upper()}), by predicted rating': model_recommender(r, progress=progress) for r in rating_models},
                ease_name: ease(lam)}
     if peers and importlib.util.find_spec('implicit') is not None:
         methods.update({"implicit's ALS": implicit_model('als'), "implicit's BPR": implicit_model('bpr')})

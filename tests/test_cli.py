@@ -31,6 +31,27 @@ def test_unknown_command_and_help():
     assert res.returncode == 0 and '--path' in res.stdout
 
 
+def test_help_imports_no_heavy_module():
+    code = ("import sys, ajtfb_collab.cli as c\n"
+            "for name, fn in c.COMMANDS.items(): c.parser(name, fn).format_help()\n"
+            "print(sorted(m for m in ('torch', 'fastai', 'pandas', 'matplotlib') if m in sys.modules))")
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == '[]', res.stdout + res.stderr  # each command imports what it needs
+    from ajtfb_collab.cli import RECIPES, RECIPE_NAMES
+    assert tuple(RECIPES) == RECIPE_NAMES  # the names --help offers are the recipes train runs
+
+
+def test_train_keeps_an_existing_model_and_refuses_divergence(trained):
+    d, r, _ = trained
+    model, cols = d/'model'/'model.pth', ['--user-col', 'uid', '--item-col', 'film', '--rating-col', 'stars']
+    before = model.read_bytes()
+    res = run('train', '--out', str(d/'model'), '--ratings', str(d/'ratings.csv'), *cols)
+    assert res.returncode == 2 and 'exists: pass --overwrite to replace it' in res.stderr
+    res = run('train', '--out', str(d/'model'), '--ratings', str(d/'ratings.csv'), *cols, '--lr', '1e30', '--epochs', '1', '--overwrite')
+    assert res.returncode == 2 and 'training diverged' in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert model.read_bytes() == before
+
+
 # train / recommend / similar on a small synthetic ratings file (trains in a few seconds)
 
 @pytest.fixture(scope='module')
@@ -51,6 +72,8 @@ def test_train_prints_mse_and_saves(trained):
     line = res.stdout.strip().splitlines()[-1]
     assert line.startswith('valid_mse=') and f"saved={d/'model'/'model.pth'}" in line
     assert float(line.split()[0].split('=')[1]) < r.stars.var()  # better than predicting the mean
+    assert '\r' not in res.stdout and '\u2588' not in res.stdout  # piped: fastai's line per epoch, no bars
+    assert [l.split()[0] for l in res.stdout.splitlines()[1:7]] == ['epoch', '0', '1', '2', '3', '4']
     from ajtfb_collab.inference import load_model
     assert list(load_model(d/'model'/'model.pth').classes) == ['uid', 'film']
 
@@ -192,9 +215,29 @@ def test_new_user_from_a_file_of_ratings(latest, tmp_path):
     ids = [int(row[0]) for row in _rows(res.stdout)]
     preds = [float(row[-1]) for row in _rows(res.stdout)]
     assert len(ids) == 5 and not {260, 270, 300} & set(ids) and preds == sorted(preds, reverse=True)
-    (tmp_path/'other.csv').write_text('film,stars\n300,5\n270,1\n260,1\n')  # other names: the first two columns
+    (tmp_path/'other.csv').write_text('rating,movieId\n5,300\n1,270\n1,260\n')  # read by name, in any order
     other = cli('recommend', str(d/'model'), '--answers', str(tmp_path/'other.csv'), '-n', '5')
     assert other.returncode == 0 and other.stdout != res.stdout  # different answers, different recommendations
+
+
+@pytest.mark.parametrize('content,message', [
+    ('film,stars\n300,5\n', "no column 'movieId', 'rating' (columns: film, stars)"),  # never read by position
+    ('movieId,rating\n300,5\n300,2\n', "answers rate '300' more than once"),
+    ('movieId,rating\n300,500\n', "rating 500 for '300' is outside the model's scale"),  # its y_range
+])
+def test_answers_by_name_once_each_on_the_scale(latest, tmp_path, content, message):
+    d, r, _ = latest
+    (tmp_path/'me.csv').write_text(content)
+    res = cli('recommend', str(d/'model'), '--answers', str(tmp_path/'me.csv'))
+    assert res.returncode == 2 and res.stdout == '' and message in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize('n', ['0', '-5'])
+def test_fewer_than_one_item_is_an_error(latest, n):
+    d, r, _ = latest
+    for args in (['recommend', str(d/'model'), '--user', '7'], ['similar', str(d/'model'), '260']):
+        res = cli(*args, '-n', n)
+        assert res.returncode == 2 and f'-n must be at least 1, not {n}' in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize('content,message', [
@@ -212,8 +255,8 @@ def test_too_few_or_far_out_ratings_one_line_nothing_written(tmp_path, content, 
 def test_internal_error_shows_its_traceback(tmp_path, tiny_ml100k):
     "A bug that raises `KeyError` is not disguised as a user's mistake: traceback, status 1."
     (tmp_path/'broken.py').write_text(
-        "import sys, ajtfb_collab.cli as cli\n"
-        "cli.ratings_summary = lambda *a, **k: {}['histogram']  # an injected internal error\n"
+        "import sys, ajtfb_collab.cli as cli, ajtfb_collab.data as data\n"
+        "data.ratings_summary = lambda *a, **k: {}['histogram']  # an injected internal error\n"
         f"sys.argv = ['ajtfb-collab', 'data', '--path', {str(tiny_ml100k)!r}]\nsys.exit(cli.main())\n")
     res = subprocess.run([sys.executable, str(tmp_path/'broken.py')], capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and 'Traceback' in res.stderr and "KeyError: 'histogram'" in res.stderr

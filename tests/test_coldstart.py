@@ -4,7 +4,7 @@ from fastai.collab import EmbeddingDotBias, collab_learner
 from ajtfb_collab.data import synthetic_ratings, collab_dls
 from ajtfb_collab.chapter import seed_all
 from ajtfb_collab.models import DotProductBias, ParamDotProductBias, CollabNN
-from ajtfb_collab.coldstart import (user_parts, hold_out_users, sign_up_split, fold_in, fold_in_user, score_users,
+from ajtfb_collab.coldstart import (user_parts, hold_out_users, sign_up_split, fold_in_answers, fold_in_user, score_users,
                                     recommend_new_user)
 
 
@@ -50,7 +50,7 @@ def test_fold_in_fits_answers_better_than_prior(trained):
     rows = answers.user.map({u: i for i, u in enumerate(users)}).to_numpy()
     f, b = user_parts(learn.model)
     prior = score_users(learn, f[1:].mean(0).expand(len(users), -1), b[1:].mean().expand(len(users)), rows, answers.title)
-    _, v, bias = fold_in(learn, answers, users=users)
+    _, v, bias = fold_in_answers(learn, answers, users=users)
     fitted = score_users(learn, v, bias, rows, answers.title)
     rmse = lambda p: np.sqrt(np.mean((p - answers.rating.values)**2))
     assert rmse(fitted) < rmse(prior) - 0.05

@@ -10,7 +10,7 @@ from fastai.callback.core import Callback
 from ajtfb_collab.fast import (random_split, encode, SliceDL, fast_collab_dls, FastDotBias, member_mse, FastLearner,
                                fast_collab_learner, fast_fit, FAST)
 from ajtfb_collab.bench import pareto, bench_fit, scale_bench
-from ajtfb_collab.evaluate import rmse, _check_folds, summary_line, evaluate_folds, fit_predict, fit_fast
+from ajtfb_collab.evaluate import rmse, _check_folds, summary_line, evaluate_folds, fit_predict, fit_on_all
 from ajtfb_collab.data import load_split
 from ajtfb_collab.models import model_kind
 from ajtfb_collab.core import squash, BadValueError
@@ -157,7 +157,7 @@ def test_fit_predict_scores_unknown_titles(ratings):
     train, test = ratings.iloc[:3000], ratings.iloc[3000:].copy()
     test.iloc[0, test.columns.get_loc('title')] = 'Never Rated'
     kw = dict(n_members=2, n_factors=4, epochs=2)
-    pred, learn = fit_predict(train, test, **kw), fit_fast(train, **kw)  # the same seed: the same model
+    pred, learn = fit_predict(train, test, **kw), fit_on_all(train, **kw)  # the same seed: the same model
     kind, u = model_kind(learn.model), learn.dls.classes['user'].index(test.user.iloc[0])
     # the unknown title: the user's bias with the mean item bias and no factors, per member, averaged
     want = squash(kind.user_bias()[u] + kind.item_bias()[1:].mean(0), kind.y_range).mean().item()
@@ -217,3 +217,23 @@ def test_save_load_round_trip(ratings, tmp_path):
     some = ratings.iloc[:50]
     assert np.allclose(predict_ratings(loaded, some, on_unknown='fallback'),
                        predict_ratings(learn, some, on_unknown='fallback'), atol=1e-6)
+
+
+def test_fast_learner_overrides_the_pinned_fastai():
+    "`FastLearner` replaces fastai's private `Learner._call_one`: if fastai changes it, this fails and the override is re-checked."
+    import hashlib, inspect, fastai
+    from fastai.learner import Learner
+    src = inspect.getsource(Learner._call_one)
+    assert (fastai.__version__, hashlib.sha1(src.encode()).hexdigest()[:12]) == ('2.8.7', '705a60752c69'), src
+
+
+def test_core_silences_only_the_named_library_warnings():
+    "Importing the package silences a few known library warnings by their message, never a whole category."
+    import subprocess, sys
+    code = ("import warnings, ajtfb_collab.core\n"
+            "warnings.warn('a warning of the user', UserWarning)\n"
+            "warnings.warn('The given NumPy array is not writable, and PyTorch does not support non-writable tensors', UserWarning)\n"
+            "warnings.warn('`torch.jit.script` is deprecated. Please switch to `torch.compile`', FutureWarning)\n")
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and 'a warning of the user' in res.stderr, res.stderr  # the user's own: shown
+    assert 'not writable' not in res.stderr and 'torch.jit.script' not in res.stderr, res.stderr  # the named ones: silenced

@@ -1,9 +1,16 @@
-"The layout shows the architecture: each module imports only from modules of earlier notebooks, and no private names."
+"The layout shows the architecture: modules in an explicit order, each importing only from those before it and no private names; notebooks in reading order, the chapter first."
 import ast, re
 from pathlib import Path
 import pytest
 
 PKG = Path(__file__).parent.parent/'ajtfb_collab'
+NBS = PKG.parent/'nbs'
+# what each module builds on comes before it (the order of the architecture, not of the file names)
+MODULE_ORDER = ('core', 'data', 'models', 'chapter', 'interpret', 'inference', 'coldstart', 'fast', 'evaluate',
+                'bayes', 'rank', 'bench', 'cli')
+# the order a learner reads: the chapter section by section, then what goes past it, then the tools
+READING_ORDER = ('01_data', '02_models', '03_chapter', '04_interpret', '05_inference', '06_coldstart', '07_side_info',
+                 '08_fast', '09_evaluate', '10_bayes', '11_rank', '12_bench', '13_cli', '14_core')
 
 
 def notebook_of(module: Path) -> str:
@@ -15,7 +22,7 @@ MODULES = {p.stem: p for p in PKG.glob('*.py') if not p.stem.startswith('_')}
 
 
 def imports_of(module: Path) -> list[tuple[str, list[str]]]:
-    "`(module, names)` for each `from .module import names` (relative or `ajtfb_collab.`) in `module`."
+    "`(module, names)` for each `from .module import names` (relative or `ajtfb_collab.`, at any depth) in `module`."
     out = []
     for node in ast.walk(ast.parse(module.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and (node.level == 1 or node.module.startswith('ajtfb_collab.')):
@@ -23,21 +30,34 @@ def imports_of(module: Path) -> list[tuple[str, list[str]]]:
     return out
 
 
+def test_every_module_has_its_place():
+    assert sorted(MODULE_ORDER) == sorted(MODULES)
+
+
 @pytest.mark.parametrize('name', sorted(MODULES))
-def test_imports_only_earlier_notebooks_and_public_names(name):
-    me = notebook_of(MODULES[name])
+def test_imports_only_earlier_modules_and_public_names(name):
     for other, names in imports_of(MODULES[name]):
-        assert notebook_of(MODULES[other]) < me, f"{name} ({me}) imports {other} ({notebook_of(MODULES[other])})"
+        assert MODULE_ORDER.index(other) < MODULE_ORDER.index(name), f"{name} imports {other}, which comes after it"
         assert not [n for n in names if n.startswith('_')], f"{name} imports private names of {other}: {names}"
 
 
-def test_one_module_per_notebook():
-    nbs = [notebook_of(p) for p in MODULES.values()]
-    assert len(nbs) == len(set(nbs))
-    assert {n + '.ipynb' for n in nbs} <= {p.name for p in (PKG.parent/'nbs').glob('*.ipynb')}
+def test_each_notebook_is_named_after_its_module():
+    for name, p in MODULES.items():
+        assert notebook_of(p).split('_', 1)[1] == name, (name, notebook_of(p))
 
 
-def test_one_number_per_notebook():
-    "Notebooks are numbered in reading order, each with its own number."
-    numbers = [p.name.split('_')[0] for p in (PKG.parent/'nbs').glob('[0-9]*.ipynb')]
-    assert len(numbers) == len(set(numbers)), sorted(numbers)
+def test_notebooks_in_reading_order_one_number_each():
+    nbs = sorted(p.stem for p in NBS.glob('[0-9]*.ipynb'))
+    assert tuple(nbs) == READING_ORDER
+    numbers = [n.split('_')[0] for n in nbs]
+    assert len(numbers) == len(set(numbers)) and numbers == [f'{i:02d}' for i in range(1, len(nbs) + 1)]
+    assert (NBS/'index.ipynb').exists()  # the landing page
+
+
+def test_index_lists_the_reading_path():
+    "The landing page's table names every notebook, in reading order; the README's table says the same."
+    import json
+    text = ''.join(''.join(c['source']) for c in json.loads((NBS/'index.ipynb').read_text())['cells'])
+    for doc in (text, (PKG.parent/'README.md').read_text()):
+        rows = re.findall(r'^\| `(?:nbs/)?(\d\d_\w+)\.ipynb`', doc, re.M)  # the first cell of each table row
+        assert tuple(rows) == READING_ORDER, rows
