@@ -21,7 +21,7 @@ from .evaluate import score_folds
 # %% auto #0
 __all__ = ['DENSE_SIDE_MAX', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'user_info', 'item_info',
            'implicit_feedback', 'BayesDot', 'BayesDotKind', 'bayes_dls', 'side_features', 'BayesLearner',
-           'bayes_learner', 'bayes_fit_predict', 'myfm_fit_predict', 'bayes_folds']
+           'bayes_learner', 'bayes_fit_predict', 'bayes_folds']
 
 # %% ../nbs/10_bayes.ipynb #47215b61
 def _csr(rows:np.ndarray, cols:np.ndarray, shape:tuple, device) -> tuple:
@@ -461,52 +461,8 @@ def bayes_fit_predict(train:pd.DataFrame, test:pd.DataFrame, recipe:TrainRecipe=
     if sweep_seconds is not None: sweep_seconds.extend(learn.posterior.trace.seconds)
     return learn.posterior.pred, time.perf_counter() - start
 
-# %% ../nbs/10_bayes.ipynb #c063ebad
-def _groups(names:list) -> list:
-    "A group number per feature name, one group per prefix before `_` (genres each their own)."
-    keys = [n.split('_')[0] for n in names]
-    return list(pd.factorize(pd.Series(keys))[0])
-
-def myfm_fit_predict(train:pd.DataFrame, test:pd.DataFrame, side:tuple=SIDE, rank:int=10, n_iter:int=300,
-                     burn:int=50, seed:int=0, path=None, item_name:str='title',
-                     sweep_seconds:list|None=None # if given, each sweep's seconds are appended to it
-                    ) -> tuple[np.ndarray, float]:
-    "myFM (Bayesian FM, Gibbs) with the same ids and side information: `(predictions of test, seconds from ratings to predictions)`."
-    if importlib.util.find_spec('myfm') is None: raise MissingPackageError("myfm is not installed: pip install myfm")
-    import myfm
-    start = time.perf_counter()  # the whole fit, as ours: features, sampling, predictions
-    dls = bayes_dls(train, test, item_name=item_name, device='cpu')
-    (_, users), (item_name, items) = dls.classes.items()
-    x, vx = dls.train.x.numpy(), dls.valid.x.numpy()
-    blocks = []  # per side: ids, then each kind of side information, as (matrix, group names)
-    for j, (cls, info) in enumerate(((users, lambda: user_info(users, path)), (items, lambda: item_info(items, item_name, path)))):
-        mats, names = [sps.identity(len(cls), format='csr')], [f'id{j}'] * len(cls)
-        if ('users', 'items')[j] in side: F, n = info(); mats.append(sps.csr_matrix(F.numpy())); names += [f's{j}{c}' for c in n]
-        if 'implicit' in side:
-            mats.append(implicit_feedback(x[:, j], x[:, 1 - j], len(cls), (len(items), len(users))[j])); names += [f'imp{j}'] * mats[-1].shape[1]
-        blocks.append((sps.hstack(mats, format='csr', dtype=np.float64), names))
-    days = dls.days if 'days' in side and dls.days is not None else None
-    n_days = days[2] if days is not None else 0
-    onehot = lambda c: sps.csr_matrix((np.ones(int((c >= 0).sum())), (np.nonzero(c >= 0)[0], c[c >= 0])), shape=(len(c), n_days))
-    X, Xv = (onehot(days[0]), onehot(days[1])) if days is not None else (sps.csr_matrix((len(x), 0)), sps.csr_matrix((len(vx), 0)))
-    grouping = [0] * n_days + [g + (n_days > 0) for g in _groups(blocks[0][1] + blocks[1][1])]
-    rel = lambda rows: [myfm.RelationBlock(rows[:, 0], blocks[0][0]), myfm.RelationBlock(rows[:, 1], blocks[1][0])]
-    fm, last = myfm.MyFMRegressor(rank=rank, random_seed=seed), [time.perf_counter()]
-    def tick(*args):  # myFM calls it after every sweep
-        now = time.perf_counter()
-        if sweep_seconds is not None: sweep_seconds.append(now - last[0])
-        last[0] = now
-        return False, None  # go on, print nothing
-    with contextlib.redirect_stderr(io.StringIO()):  # myFM draws its own progress bar
-        fm.fit(X, dls.train.y.numpy().astype(np.float64), X_rel=rel(x), grouping=grouping, n_iter=n_iter,
-               n_kept_samples=n_iter - burn, callback=tick)
-    pred = fm.predict(Xv, rel(vx))
-    return pred, time.perf_counter() - start
-
 # %% ../nbs/10_bayes.ipynb #181da1b4
-def bayes_folds(folds='u1,u2,u3,u4,u5', path=None, peer:bool=False, progress:bool=True, **kwargs
-               ) -> pd.DataFrame|tuple[pd.DataFrame, pd.DataFrame]:
-    "RMSE of `BAYES` (changed by `kwargs`) on each canonical fold; with `peer`, myFM's on the same folds too."
-    ours = score_folds(lambda tr, te: bayes_fit_predict(tr, te, path=path, **kwargs)[0], folds, path, progress)
-    if not peer: return ours
-    return ours, score_folds(lambda tr, te: myfm_fit_predict(tr, te, path=path)[0], folds, path, progress=False)
+def bayes_folds(folds='u1,u2,u3,u4,u5', path=None, progress:bool=True, **kwargs) -> pd.DataFrame:
+    "RMSE of `BAYES` (changed by `kwargs`) on each canonical fold (myFM's on the same folds: `peers.myfm_folds`)."
+    return score_folds(lambda tr, te: bayes_fit_predict(tr, te, path=path, **kwargs)[0], folds, path, progress)
+

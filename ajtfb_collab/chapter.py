@@ -24,15 +24,14 @@ __all__ = ['BOOK', 'STOCK', 'BOOK_NN', 'RESULT_COLUMNS', 'Recipe', 'n_users_item
            'plot_valid_curves', 'chapter_recipes', 'reproduce_chapter']
 
 # %% ../nbs/03_chapter.ipynb #4d9c12cc
-@dataclass
-class Recipe:
-    "One fit of the chapter: how to build its `Learner` from `dls`, and how the book trained it."
-    name: str  # what the results table calls it
-    book_valid_mse: float  # the final validation MSE the book (or the blog, where it says so) reports
-    make: Callable  # `dls -> Learner`
-    epochs: int = 5
-    lr: float = 5e-3
-    wd: float | None = None  # None: the optimizer's default (fastai's Adam: 0.01)
+def Recipe(name:str, # what the results table calls it
+           book_valid_mse:float, # the final validation MSE the book (or the blog, where it says so) reports
+           make:Callable, # `dls -> Learner`
+           epochs:int=5, lr:float=5e-3,
+           wd:float|None=None # None: the optimizer's default (fastai's Adam: 0.01)
+          ) -> TrainRecipe:
+    "One fit of the chapter, as a `TrainRecipe` on `collab_dls`: how to build its `Learner` from `dls`, and how the book trained it."
+    return TrainRecipe(name, collab_dls, lambda dls, y_range=None: make(dls), epochs, lr, wd, book_valid_mse=book_valid_mse)
 
 def n_users_items(dls) -> tuple[int, int]:
     "Sizes of the user and item vocabularies of collab `dls` (`#na#` included)."

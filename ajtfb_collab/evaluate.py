@@ -15,8 +15,8 @@ from .fast import FAST
 from .inference import predict_ratings
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'FAST_EVAL', 'fit_fast', 'tune', 'fit_on_all', 'fit_predict', 'score_folds', 'evaluate_folds',
-           'summary_line', 'tune_rmse', 'surprise_folds', 'book_predict', 'book_folds', 'comparison']
+__all__ = ['PUBLISHED', 'FAST_EVAL', 'fit_fast', 'tune', 'fit_on_all', 'fit_predict', 'fold_table', 'check_folds', 'score_folds',
+           'evaluate_folds', 'summary_line', 'tune_rmse', 'book_predict', 'book_folds', 'comparison']
 
 # %% ../nbs/09_evaluate.ipynb #01a0a51a
 PUBLISHED = pd.DataFrame([
@@ -44,13 +44,13 @@ def fit_predict(train:pd.DataFrame, test:pd.DataFrame, # ratings tables with `us
     "Fit `recipe` on all of `train` (`fit_on_all`) and predict every row of `test`, unknown titles from what is known."
     return predict_ratings(fit_on_all(train, recipe, seed, **kwargs), test, on_unknown='fallback')
 
-def _fold_table(rows:list[dict]) -> pd.DataFrame:
+def fold_table(rows:list[dict]) -> pd.DataFrame:
     "One row per fold (`rows` hold a `fold` key) and their `mean`."
     table = pd.DataFrame(rows).set_index('fold')
     mean = table.mean(numeric_only=True).to_frame('mean').T
     return pd.concat([table, mean]).rename_axis('fold')  # counts become floats, without pandas' dtype warning
 
-def _check_folds(folds) -> list[str]:
+def check_folds(folds) -> list[str]:
     folds = [f.strip() for f in folds.split(',')] if isinstance(folds, str) else list(folds)
     bad = [f for f in folds if f not in SPLITS[:5]]
     if bad or not folds: raise BadValueError(f"unknown fold(s) {', '.join(map(repr, bad)) or '(none given)'}: expected some of {','.join(SPLITS[:5])}")
@@ -60,14 +60,14 @@ def score_folds(predict, # `predict(train, test)` -> a prediction for each row o
                 folds='u1,u2,u3,u4,u5', path=None, progress:bool=True) -> pd.DataFrame:
     "RMSE (clipped to [1, 5]) of `predict` on each canonical fold: one row per fold and a `mean` row."
     rows = []
-    for fold in _check_folds(folds):
+    for fold in check_folds(folds):
         train, test = load_split(fold, path)
         start = time.perf_counter()
         pred = predict(train, test)
         rows.append(dict(fold=fold, rmse=rmse(pred, test.rating), seconds=time.perf_counter() - start,
                          n_test=len(test), unknown_titles=int((~test.title.isin(train.title)).sum())))
         if progress: print(f"{fold}: rmse={rows[-1]['rmse']:.4f} ({rows[-1]['seconds']:.1f} s)", flush=True)
-    return _fold_table(rows)
+    return fold_table(rows)
 
 def evaluate_folds(folds='u1,u2,u3,u4,u5', # fold names, as a list or comma-separated
                    path=None, # MovieLens 100k folder; `None`: `untar_data(URLs.ML_100k)`
@@ -99,26 +99,6 @@ def tune_rmse(train:pd.DataFrame, # a training fold: candidates are compared on 
 
 tune = tune_rmse  # its earlier name (kept for one release)
 
-
-# %% ../nbs/09_evaluate.ipynb #32143776
-def surprise_folds(algo:str='SVD', # 'SVD' or 'SVDpp'
-                   folds='u1,u2,u3,u4,u5', path=None, seed:int=0) -> pd.DataFrame:
-    "RMSE of Surprise's `algo` (its defaults) on each canonical fold and the mean; needs `scikit-surprise`."
-    if importlib.util.find_spec('surprise') is None:
-        raise MissingPackageError("scikit-surprise is not installed: pip install scikit-surprise")
-    import surprise
-    if algo not in ('SVD', 'SVDpp'): raise BadValueError(f"algo must be 'SVD' or 'SVDpp', not {algo!r}")
-    path, rows = ml100k_path(path), []
-    for fold in _check_folds(folds):
-        data = surprise.Dataset.load_from_folds([(str(path/f'{fold}.base'), str(path/f'{fold}.test'))],
-                                               surprise.Reader('ml-100k'))
-        trainset, testset = next(surprise.model_selection.PredefinedKFold().split(data))
-        start = time.perf_counter()
-        model = getattr(surprise, algo)(random_state=seed).fit(trainset)
-        preds = model.test(testset)  # Surprise clips to the rating scale itself
-        rows.append(dict(fold=fold, rmse=rmse([p.est for p in preds], [p.r_ui for p in preds]),
-                         seconds=time.perf_counter() - start))
-    return _fold_table(rows)
 
 # %% ../nbs/09_evaluate.ipynb #679c5d60
 def book_predict(train:pd.DataFrame, test:pd.DataFrame, with_replacement:bool=True, seed:int=0) -> np.ndarray:

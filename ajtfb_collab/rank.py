@@ -24,7 +24,7 @@ __all__ = ['SCORE_BATCH', 'FULL_SOFTMAX_MAX', 'N_NEGATIVES', 'CE_BLOCK', 'RANK',
            'recall_at_k', 'ndcg_at_k', 'map_at_k', 'interactions', 'top_k', 'relevant_items', 'ranking_row',
            'evaluate_ranking', 'most_popular', 'model_recommender', 'TooLargeError', 'ease_bytes', 'ease_weights',
            'ease', 'tune_on_training', 'softmax_ce', 'SoftmaxDot', 'SoftmaxLoss', 'SoftmaxDotKind', 'rank_opt',
-           'rank_bs', 'rank_dls', 'rank_learner', 'implicit_model', 'ranking_table', 'rank_line']
+           'rank_bs', 'rank_dls', 'rank_learner', 'ranking_table', 'rank_line']
 
 # %% ../nbs/11_rank.ipynb #6ac3738c
 def stratified_split(ratings:pd.DataFrame, ratio:float=0.75, seed:int=42, user_name:str='user'
@@ -328,39 +328,19 @@ def rank_learner(dls, # from `rank_dls`
 
 RANK = TrainRecipe('rank', rank_dls, rank_learner, epochs=8, lr=2e-2, wd=1.0, learner_kwargs=dict(n_factors=128))
 
-# %% ../nbs/11_rank.ipynb #fbc57857
-def implicit_model(name:str='als', **params):
-    "A recommender from implicit's `als` or `bpr`, with as many threads as torch uses; needs the `implicit` package."
-    if importlib.util.find_spec('implicit') is None: raise MissingPackageError("implicit is not installed: pip install implicit")
-    if name not in ('als', 'bpr'): raise BadValueError(f"name must be 'als' or 'bpr', not {name!r}")
-    import implicit
-    from threadpoolctl import threadpool_limits
-    defaults = dict(als=dict(factors=200, regularization=10., alpha=1., iterations=50),
-                    bpr=dict(factors=100, learning_rate=0.01, regularization=0.01, iterations=100))[name]
-    cls = implicit.als.AlternatingLeastSquares if name == 'als' else implicit.bpr.BayesianPersonalizedRanking
-    def recommend(train:pd.DataFrame, k:int=10) -> dict:
-        X, users, items = interactions(train)
-        threads = torch.get_num_threads()  # the same as ours
-        with threadpool_limits(threads):  # the BLAS under implicit too
-            m = cls(**{**defaults, **params}, num_threads=threads, random_state=42)
-            m.fit(X, show_progress=False)
-            ids, _ = m.recommend(np.arange(len(users)), X, N=k, filter_already_liked_items=True)
-        return {u: list(items[row]) for u, row in zip(users, ids)}
-    return recommend
-
 # %% ../nbs/11_rank.ipynb #f97951fe
 OURS = 'ours: the dot product trained to rank (RANK)'
 
 def ranking_table(train:pd.DataFrame, test:pd.DataFrame, k:int=10, lams=(100, 250, 500, 1000, 2000),
-                  peers:bool=True, rating_models:tuple=(FAST, BOOK), progress:bool=False) -> pd.DataFrame:
+                  peers:dict|None=None, # name -> recommender, measured beside ours (`peers.implicit_recommenders()`)
+                  rating_models:tuple=(FAST, BOOK), progress:bool=False) -> pd.DataFrame:
     "Every recommender of this notebook on one split, measured in the same run: one row each, ours first; `note` says why a row was skipped."
     try: lam, _ = tune_on_training(ease, list(lams), train, k); ease_name = f'EASE (lambda={lam:g}, chosen on training data)'
     except TooLargeError: lam, ease_name = 500., 'EASE'  # too large for this machine: its row says so
     methods = {OURS: model_recommender(RANK, progress=progress), 'most popular': most_popular,
                **{f'rating model ({r.name.upper()}), by predicted rating': model_recommender(r, progress=progress) for r in rating_models},
                ease_name: ease(lam)}
-    if peers and importlib.util.find_spec('implicit') is not None:
-        methods.update({"implicit's ALS": implicit_model('als'), "implicit's BPR": implicit_model('bpr')})
+    methods.update(peers or {})
     rows = {}
     for name, fn in methods.items():
         try: rows[name] = dict(evaluate_ranking(fn, train, test, k), note='')

@@ -10,7 +10,7 @@ from fastai.callback.core import Callback
 from ajtfb_collab.fast import (random_split, encode, SliceDL, fast_collab_dls, FastDotBias, member_mse, FastLearner,
                                fast_collab_learner, fast_fit, FAST)
 from ajtfb_collab.bench import pareto, bench_fit, scale_bench
-from ajtfb_collab.evaluate import rmse, _check_folds, summary_line, evaluate_folds, fit_predict, fit_on_all
+from ajtfb_collab.evaluate import rmse, check_folds, summary_line, evaluate_folds, fit_predict, fit_on_all
 from ajtfb_collab.data import load_split
 from ajtfb_collab.models import model_kind
 from ajtfb_collab.core import squash, BadValueError
@@ -137,8 +137,8 @@ def test_scale_bench_small():
 
 def test_rmse_clips_and_folds_checked():
     assert math.isclose(rmse([0, 6, 3], [1, 5, 4]), math.sqrt(1 / 3))
-    with pytest.raises(ValueError, match="'u6'"): _check_folds('u1,u6')
-    assert _check_folds(['u2']) == ['u2']
+    with pytest.raises(ValueError, match="'u6'"): check_folds('u1,u6')
+    assert check_folds(['u2']) == ['u2']
     t = pd.DataFrame(dict(rmse=[0.9, 0.8]), index=['u2', 'mean'])
     assert summary_line(t) == 'mean_rmse=0.8000 u1_rmse=nan'
 
