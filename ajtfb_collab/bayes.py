@@ -14,14 +14,14 @@ from fastai.learner import Learner
 from fastai.torch_core import default_device
 from fastprogress.fastprogress import progress_bar
 from .data import load_users, load_movies, genre_names
+from .side_info import user_info, item_info, implicit_feedback, day_codes
 from .models import FastDotBias, FastDotBiasKind, register
 from .fast import fast_collab_dls, member_mse
 from .evaluate import score_folds
 
 # %% auto #0
-__all__ = ['DENSE_SIDE_MAX', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'user_info', 'item_info',
-           'implicit_feedback', 'BayesDot', 'BayesDotKind', 'bayes_dls', 'side_features', 'BayesLearner',
-           'bayes_learner', 'bayes_fit_predict', 'bayes_folds']
+__all__ = ['DENSE_SIDE_MAX', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'BayesDot', 'BayesDotKind', 'bayes_dls',
+           'side_features', 'BayesLearner', 'bayes_learner', 'bayes_fit_predict', 'bayes_folds']
 
 # %% ../nbs/10_bayes.ipynb #47215b61
 def _csr(rows:np.ndarray, cols:np.ndarray, shape:tuple, device) -> tuple:
@@ -278,47 +278,6 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
                      (pred_sum / n_avg).cpu().numpy() if scoring else np.zeros(0, np.float32),
                      pd.DataFrame(rows).set_index('sweep'), time.perf_counter() - start, prior)
 
-# %% ../nbs/10_bayes.ipynb #f7186317
-def _onehot(codes:np.ndarray, n:int|None=None) -> torch.Tensor:
-    "`(len(codes), n)` 0/1 columns; a code of -1 gives a row of zeros."
-    codes = np.asarray(codes)
-    n = int(codes.max()) + 1 if n is None else n
-    out = torch.zeros(len(codes), n)
-    ok = codes >= 0
-    out[np.nonzero(ok)[0], codes[ok]] = 1.
-    return out
-
-def _deciles(x:pd.Series) -> np.ndarray:
-    "Decile of each value (fewer bins where values repeat); -1 where missing."
-    return pd.qcut(x, 10, labels=False, duplicates='drop').fillna(-1).astype(int).to_numpy()
-
-def user_info(users:list, path=None) -> tuple[torch.Tensor, list]:
-    "One-hot age decile, gender, occupation and first zip character of each user in `users` (MovieLens' `u.user`)."
-    info = load_users(path).set_index('user').reindex(pd.Series(users[1:]).astype('int64', errors='ignore'))
-    cols = dict(age=_deciles(info.age), gender=pd.factorize(info.gender)[0], occupation=pd.factorize(info.occupation)[0],
-                zip=pd.factorize(info.zip.str[0])[0])
-    blocks = [_onehot(c) for c in cols.values()]
-    F = torch.cat([torch.zeros(1, sum(b.shape[1] for b in blocks)), torch.cat(blocks, 1)])  # `#na#` first: no features
-    return F, [f'{k}_{j}' for k, b in zip(cols, blocks) for j in range(b.shape[1])]
-
-def item_info(items:list, item_name:str='title', path=None) -> tuple[torch.Tensor, list]:
-    "One-hot release-year decile and the genres of each item in `items` (MovieLens' `u.item`, by title or id)."
-    movies = load_movies(path).drop_duplicates(item_name).set_index(item_name).reindex(list(items[1:]))
-    genres = genre_names(path)
-    year = _onehot(_deciles(movies.release_date.dt.year))
-    F = torch.cat([year, torch.tensor(movies[genres].fillna(0).to_numpy(), dtype=torch.float32)], 1)
-    return torch.cat([torch.zeros(1, F.shape[1]), F]), [f'year_{j}' for j in range(year.shape[1])] + genres
-
-def implicit_feedback(rows:np.ndarray, cols:np.ndarray, n_rows:int, n_cols:int) -> sps.csr_matrix:
-    "Sparse `(n_rows, n_cols)`: who rated what (a pair rated twice counts once), each row scaled by 1/sqrt(its count), as SVD++."
-    F = sps.csr_matrix((np.ones(len(rows), np.float32), (np.asarray(rows), np.asarray(cols))), shape=(n_rows, n_cols))
-    F.sum_duplicates(); F.data[:] = 1.
-    count = np.diff(F.indptr)  # (n_rows,) items per row
-    F.data /= np.sqrt(np.maximum(count, 1)).astype(np.float32).repeat(count)
-    return F
-
-
-
 # %% ../nbs/10_bayes.ipynb #da5ab9de
 class BayesDot(FastDotBias):
     "Posterior samples of the dot product with biases, kept as members: a prediction is their mean (no `y_range`)."
@@ -367,11 +326,6 @@ class BayesDotKind(FastDotBiasKind):
     def build(cls, model_class, s): return model_class(s['n_users'], s['n_items'], s['n_factors'], None, s['n_members'])
 
 # %% ../nbs/10_bayes.ipynb #cb19ab68
-def _day_codes(ts:pd.Series, classes:list|None=None) -> tuple[np.ndarray, list]:
-    "Codes of the calendar day (UTC) of each Unix timestamp, -1 for a day not in `classes`."
-    codes, classes = encode(pd.to_datetime(ts, unit='s').dt.floor('D'), classes)
-    return codes - 1, classes
-
 def bayes_dls(ratings:pd.DataFrame, valid:pd.DataFrame|None=None, # as `fast_collab_dls`
               user_name:str|None=None, item_name:str|None='title', rating_name:str|None=None,
               valid_pct:float=0.2, seed:int=42, time_name:str='timestamp', # column of Unix times: a bias per day
@@ -386,8 +340,8 @@ def bayes_dls(ratings:pd.DataFrame, valid:pd.DataFrame|None=None, # as `fast_col
             trn_idx, val_idx = random_split(len(ratings), valid_pct, seed)
             train, valid = ratings.iloc[trn_idx], ratings.iloc[val_idx]
         else: train = ratings
-        d_trn, classes = _day_codes(train[time_name])
-        d_val = _day_codes(valid[time_name], classes)[0] if time_name in valid.columns else np.full(len(valid), -1)
+        d_trn, classes = day_codes(train[time_name])
+        d_val = day_codes(valid[time_name], classes)[0] if time_name in valid.columns else np.full(len(valid), -1)
         dls.days = (d_trn, d_val, len(classes) - 1)
     return dls
 

@@ -10,7 +10,8 @@ import numpy as np, pandas as pd, torch
 import scipy.sparse as sps
 from .data import ml100k_path
 from .evaluate import score_folds, check_folds, fold_table
-from .bayes import SIDE, bayes_dls, user_info, item_info, implicit_feedback
+from .bayes import SIDE, bayes_dls
+from .side_info import user_info, item_info, implicit_feedback
 from .rank import interactions
 
 # %% auto #0
