@@ -90,8 +90,8 @@ def recommend(learn, user, # a user of the model's vocabulary (typed text is con
 FORMAT = 'ajtfb_collab.model/1'
 
 def model_spec(model:nn.Module) -> dict:
-    "What rebuilds `model`: its class name and constructor arguments, as plain data (its `ModelKind`'s `spec`)."
-    return model_kind(model).spec()
+    "What rebuilds `model`: its class name and constructor arguments, as plain data (its `ModelKind`'s `spec`), and its module."
+    return dict(model_kind(model).spec(), module=type(model).__module__)  # `build_model` imports the module if its kind is unknown
 
 # %% ../nbs/05_inference.ipynb #0b6b342a
 @dataclass(repr=False)

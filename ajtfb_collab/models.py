@@ -4,6 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #4df01a4a
 from __future__ import annotations
+import importlib, pkgutil
 from contextlib import contextmanager
 from functools import partial
 from .core import BadValueError, squash, weight
@@ -176,6 +177,11 @@ def model_kind(model:nn.Module) -> ModelKind:
 def build_model(spec:dict) -> nn.Module:
     "A freshly initialised model from a `spec()`; `BadValueError` for a kind nobody registered."
     by_name = {c.__name__: (c, k) for c, k in MODEL_KINDS.items()}
+    if spec.get('kind') not in by_name:  # the module that defines and registers the kind (rank, bayes...) is not imported yet:
+        module = str(spec.get('module', ''))  # the one the file names, or (a file saved before it was recorded) every module
+        for m in [module] if module.startswith('ajtfb_collab.') else [f'ajtfb_collab.{m.name}' for m in pkgutil.iter_modules(__import__('ajtfb_collab').__path__)]:
+            importlib.import_module(m)
+        by_name = {c.__name__: (c, k) for c, k in MODEL_KINDS.items()}
     if spec.get('kind') not in by_name: raise BadValueError(f"unknown model kind {spec.get('kind')!r}")
     cls, kind = by_name[spec['kind']]
     return kind.build(cls, spec)

@@ -303,3 +303,15 @@ def test_rank_eval_on_a_ratings_file(tmp_path):
     kv = dict(p.split('=') for p in res.stdout.strip().splitlines()[-1].split())
     assert 0 < float(kv['ndcg10']) <= 1 and 0 < float(kv['pop_ndcg10']) <= 1
     assert cli('rank-eval', '--ratings', str(tmp_path/'r.csv')).returncode == 2  # no column 'user'
+
+
+@pytest.mark.parametrize('recipe,column', [('rank', 'score'), ('bayes', 'prediction')])
+def test_a_saved_model_of_any_kind_is_read_by_a_fresh_process(trained, recipe, column):
+    "`recommend` imports only what it needs; a model whose kind another module registers (rank, bayes) still loads."
+    d, r, _ = trained
+    cols = ['--user-col', 'uid', '--item-col', 'film', '--rating-col', 'stars']
+    res = run('train', '--out', str(d/recipe), '--ratings', str(d/'ratings.csv'), *cols, '--recipe', recipe, '--epochs', '20' if recipe == 'bayes' else '1')
+    assert res.returncode == 0, res.stderr
+    res = run('recommend', str(d/recipe), '--user', '4', '-n', '3')
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0].split() == ['film', column] and len(res.stdout.splitlines()) == 4

@@ -192,3 +192,13 @@ def test_loaded_model_describes_itself(loaded, kind):
     text = repr(m)
     assert text.startswith(f'CollabModel({type(m.model).__name__}: ') and "ratings in 'rating'" in text
     assert len(text) < 200 and 'Movie 17' not in text  # a summary, not the vocabulary
+
+
+def test_build_model_finds_a_kind_registered_by_a_module_not_imported_yet():
+    "A file names its model's module; an older one without it makes `build_model` import the package's modules to find the kind."
+    import subprocess, sys
+    for extra in (", 'module': 'ajtfb_collab.rank'", ''):
+        code = ("import sys\nfrom ajtfb_collab.models import build_model\nassert 'ajtfb_collab.rank' not in sys.modules\n"
+                f"m = build_model({{'kind': 'SoftmaxDot', 'n_users': 5, 'n_items': 4, 'n_factors': 3{extra}}})\nprint(type(m).__name__)")
+        res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0 and res.stdout.strip() == 'SoftmaxDot', res.stdout + res.stderr
