@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_rank.ipynb #f5569524
 from __future__ import annotations
-import importlib.util, math, time
+import ctypes, importlib.util, math, time
 from .core import BadValueError, CollabError, MissingPackageError, TrainRecipe, kv_line, plain, seed_all
 import numpy as np, pandas as pd, torch
 import scipy.sparse as sps
@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 from torch import nn
 from fastcore.meta import delegates
 from fastai.learner import Learner
+from fastai.callback.core import Callback
+from fastcore.foundation import L
 from fastai.optimizer import Adam, OptimWrapper
 from functools import partial
 from .data import load_ratings
@@ -24,7 +26,7 @@ __all__ = ['SCORE_BATCH', 'FULL_SOFTMAX_MAX', 'N_NEGATIVES', 'CE_BLOCK', 'RANK',
            'recall_at_k', 'ndcg_at_k', 'map_at_k', 'interactions', 'top_k', 'relevant_items', 'ranking_row',
            'evaluate_ranking', 'most_popular', 'model_recommender', 'TooLargeError', 'ease_bytes', 'ease_weights',
            'ease', 'tune_on_training', 'softmax_ce', 'SoftmaxDot', 'SoftmaxLoss', 'SoftmaxDotKind', 'rank_opt',
-           'rank_bs', 'rank_dls', 'rank_learner', 'ranking_table', 'rank_line']
+           'TrimHeap', 'rank_bs', 'rank_dls', 'rank_learner', 'ranking_table', 'rank_line']
 
 # %% ../nbs/11_rank.ipynb #6ac3738c
 def stratified_split(ratings:pd.DataFrame, ratio:float=0.75, seed:int=42, user_name:str='user'
@@ -295,6 +297,19 @@ def rank_opt(params, **kwargs) -> OptimWrapper:
     return OptimWrapper(params, opt=partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5, fused=True), **kwargs)
 
 
+# %% ../nbs/11_rank.ipynb #1eadcf59
+def _malloc_trim():
+    "glibc's `malloc_trim`, or `None` where the C library has none (macOS, Windows, musl)."
+    try: return ctypes.CDLL('libc.so.6').malloc_trim
+    except (OSError, AttributeError): return None
+
+class TrimHeap(Callback):
+    "After every training batch, hand the C heap's freed pages back to the system (glibc's `malloc_trim`)."
+    order = 99
+    def __init__(self): self.trim = _malloc_trim()
+    def after_batch(self):
+        if self.training and self.trim is not None: self.trim(0)
+
 # %% ../nbs/11_rank.ipynb #daacfc29
 def rank_bs(n_train:int, steps:int=1000) -> int:
     "`auto_bs`, or for a large table the power of two that makes about `steps` batches an epoch (fewer full-table Adam steps)."
@@ -321,6 +336,7 @@ def rank_learner(dls, # from `rank_dls`
     if n_neg is None: n_neg = 0 if n_items <= FULL_SOFTMAX_MAX else N_NEGATIVES
     counts = torch.bincount(dls.train.x[:, 1].cpu(), minlength=n_items)  # (n_items,) for the negatives' distribution
     model = SoftmaxDot(n_users, n_items, n_factors, n_neg, counts)
+    if n_neg: kwargs['cbs'] = [TrimHeap()] + list(L(kwargs.pop('cbs', None)))  # the sampled softmax's heap (see above)
     kwargs = dict(dict(loss_func=SoftmaxLoss(model), opt_func=rank_opt, wd=1.0), **kwargs)
     learn = FastLearner(dls, model, **kwargs)
     learn.train_mean = 0.  # what `predict_ratings` would give a pair it knows nothing about: a neutral logit
