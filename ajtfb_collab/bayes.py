@@ -4,16 +4,15 @@
 
 # %% ../nbs/10_bayes.ipynb #3ec52462
 from __future__ import annotations
-import contextlib, importlib.util, io, math, time
+import math, time
 from dataclasses import dataclass
-from .core import BadValueError, MissingPackageError, TrainRecipe, encode, kv_line, random_split, threads  # threads: here before core had it
+from .core import BadValueError, TrainRecipe, kv_line, random_split, threads  # threads: here before core had it
 import numpy as np, pandas as pd, torch
 import scipy.sparse as sps
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.torch_core import default_device
 from fastprogress.fastprogress import progress_bar
-from .data import load_users, load_movies, genre_names
 from .side_info import user_info, item_info, implicit_feedback, day_codes
 from .models import FastDotBias, FastDotBiasKind, register
 from .fast import fast_collab_dls, member_mse

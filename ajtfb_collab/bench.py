@@ -4,20 +4,20 @@
 
 # %% ../nbs/13_bench.ipynb #e292467b
 from __future__ import annotations
-import importlib.util, json, os, resource, subprocess, sys, tempfile, time
+import json, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
-from .core import BadValueError, MissingPackageError, TrainRecipe, kv_line, random_split, seed_all
+from .core import BadValueError, TrainRecipe, kv_line, random_split, seed_all
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 from .data import LADDER, ladder_ratings, load_ratings, noise_floor, synthetic_ratings
-from .chapter import BOOK, STOCK
+from .chapter import STOCK
 from .fast import FAST, fast_collab_dls, fast_collab_learner
 from .core import rmse, threads
 from .bayes import BAYES, bayes_fit_predict
 from .peers import myfm_fit_predict, surprise_fit_predict, als_iteration_seconds
-from .rank import RANK, interactions
+from .rank import RANK
 
 # %% auto #0
 __all__ = ['PEERS', 'bayes_line', 'LADDER_RECIPES', 'UNITS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'peer_bench',

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Callable
 from .core import BadValueError, TrainRecipe, seed_all
 import pandas as pd

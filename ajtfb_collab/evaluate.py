@@ -4,12 +4,12 @@
 
 # %% ../nbs/09_evaluate.ipynb #b09a8c1c
 from __future__ import annotations
-import importlib.util, time
+import time
 from functools import partial
-from .core import BadValueError, MissingPackageError, TrainRecipe, random_split, rmse  # rmse: here since the start
+from .core import BadValueError, TrainRecipe, random_split, rmse  # rmse: here since the start
 import numpy as np, pandas as pd
 from fastai.torch_core import set_seed
-from .data import load_split, ml100k_path, SPLITS
+from .data import load_split, SPLITS
 from .chapter import BOOK, STOCK
 from .fast import FAST
 from .inference import predict_ratings

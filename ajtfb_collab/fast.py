@@ -8,7 +8,6 @@ import math
 from functools import partial
 from .core import BadValueError, TrainRecipe, random_split, encode
 import numpy as np, pandas as pd, torch
-from torch import nn
 from fastcore.foundation import L
 from fastcore.meta import delegates
 from fastai.data.core import DataLoaders

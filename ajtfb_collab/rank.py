@@ -4,19 +4,16 @@
 
 # %% ../nbs/11_rank.ipynb #f5569524
 from __future__ import annotations
-import ctypes, importlib.util, math, time
-from .core import BadValueError, CollabError, MissingPackageError, TrainRecipe, kv_line, plain, seed_all
+import ctypes, math, time
+from .core import BadValueError, CollabError, TrainRecipe, kv_line, plain, seed_all
 import numpy as np, pandas as pd, torch
 import scipy.sparse as sps
-import matplotlib.pyplot as plt
-from torch import nn
 from fastcore.meta import delegates
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastcore.foundation import L
-from fastai.optimizer import Adam, OptimWrapper
+from fastai.optimizer import OptimWrapper
 from functools import partial
-from .data import load_ratings
 from .models import FastDotBias, FastDotBiasKind, model_kind, register
 from .chapter import BOOK
 from .fast import FAST, FastLearner, auto_bs, fast_collab_dls
