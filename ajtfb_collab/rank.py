@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_rank.ipynb #f5569524
 from __future__ import annotations
-import ctypes, math, time
+import ctypes, math, time, weakref
 from .core import BadValueError, CollabError, TrainRecipe, kv_line, plain, seed_all
 import numpy as np, pandas as pd, torch
 import scipy.sparse as sps
@@ -22,8 +22,8 @@ from .fast import FAST, FastLearner, auto_bs, fast_collab_dls
 __all__ = ['SCORE_BATCH', 'FULL_SOFTMAX_MAX', 'N_NEGATIVES', 'CE_BLOCK', 'RANK', 'OURS', 'stratified_split', 'precision_at_k',
            'recall_at_k', 'ndcg_at_k', 'map_at_k', 'interactions', 'top_k', 'relevant_items', 'ranking_row',
            'evaluate_ranking', 'most_popular', 'model_recommender', 'TooLargeError', 'ease_bytes', 'ease_weights',
-           'ease', 'tune_on_training', 'softmax_ce', 'SoftmaxDot', 'SoftmaxLoss', 'SoftmaxDotKind', 'rank_opt',
-           'TrimHeap', 'rank_bs', 'rank_dls', 'rank_learner', 'ranking_table', 'rank_line']
+           'ease', 'tune_on_training', 'softmax_ce', 'SoftmaxDot', 'SoftmaxLoss', 'SoftmaxDotKind', 'KeptGradAdamW',
+           'rank_opt', 'TrimHeap', 'rank_bs', 'rank_dls', 'rank_learner', 'ranking_table', 'rank_line']
 
 # %% ../nbs/11_rank.ipynb #6ac3738c
 def stratified_split(ratings:pd.DataFrame, ratio:float=0.75, seed:int=42, user_name:str='user'
@@ -187,6 +187,21 @@ FULL_SOFTMAX_MAX = 8192  # catalogues up to this size train with the full softma
 N_NEGATIVES = 1024  # negatives per batch of the sampled softmax
 CE_BLOCK = 2 ** 18  # logits per block of rows in `softmax_ce`: 1 MB of float32, so each block's passes stay in cache
 
+class _Scratch(dict):
+    "Blocks kept from one training step to the next: a forward borrows one, its backward gives it back; pickled (and copied) empty."
+    def __init__(self): super().__init__(); self.lent = {}  # name -> weak reference to the borrowing forward's context
+    def borrow(self, name:str, shape:tuple, like:torch.Tensor, ctx) -> torch.Tensor:
+        "A `shape` view of the block `name` (`like`'s dtype and device), lent to `ctx`; a new tensor while the block is out."
+        holder = self.lent.get(name)
+        if holder is not None and holder() is not None: return like.new_empty(shape)  # a graph that has not run backward yet
+        n, t = math.prod(shape), self.get(name)
+        if t is None or t.numel() < n or t.dtype != like.dtype or t.device != like.device: t = self[name] = like.new_empty(n)
+        self.lent[name] = weakref.ref(ctx)
+        return t[:n].view(shape)  # from the block's start: as aligned as a fresh tensor
+    def give_back(self, name:str, ctx):
+        if (h := self.lent.get(name)) is not None and h() is ctx: del self.lent[name]
+    def __reduce__(self): return (_Scratch, ())
+
 def _row_blocks(*ts:torch.Tensor):
     "The same blocks of rows of each of `ts` (the first one's width sets the block's height)."
     return zip(*(t.split(max(1, CE_BLOCK // ts[0].shape[1])) for t in ts))
@@ -194,8 +209,9 @@ def _row_blocks(*ts:torch.Tensor):
 class _SoftmaxCE(torch.autograd.Function):
     "Mean cross-entropy of `logits` at `targ`, a block of rows at a time; `exp(logit - max)` is kept and scaled into the gradient."
     @staticmethod
-    def forward(ctx, logits, targ):  # (bs, c), (bs,) each row's target column
-        e = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)  # (bs, c) exp(logit - row max)
+    def forward(ctx, logits, targ, scratch=None):  # (bs, c), (bs,) each row's target column; a `_Scratch` or None
+        ctx.scratch = scratch  # (bs, c) exp(logit - row max), in a block of `scratch` or a new tensor:
+        e = torch.empty_like(logits, memory_format=torch.contiguous_format) if scratch is None else scratch.borrow('e', logits.shape, logits, ctx)
         m, s = logits.new_empty(len(logits), 1), logits.new_empty(len(logits), 1)  # (bs, 1) row max, sum of e
         for eb, mb, sb, b in _row_blocks(e, m, s, logits):
             torch.amax(b, 1, keepdim=True, out=mb)
@@ -210,11 +226,14 @@ class _SoftmaxCE(torch.autograd.Function):
         ctx.spent, scale = True, g / len(e)
         for eb, sb in _row_blocks(e, s): eb.mul_(scale / sb)
         e[torch.arange(len(e), device=e.device), targ] -= scale
-        return e, None
+        if ctx.scratch is not None: ctx.scratch.give_back('e', ctx)  # free for the next step once this gradient is used
+        return e, None, None
 
-def softmax_ce(logits:torch.Tensor, targ:torch.Tensor) -> torch.Tensor:
+def softmax_ce(logits:torch.Tensor, targ:torch.Tensor,
+               scratch:_Scratch|None=None # blocks kept between steps (a `SoftmaxDot`'s) for the (bs, c) `exp` block; `None`: a new one
+              ) -> torch.Tensor:
     "`F.cross_entropy(logits, targ)` in fewer passes over `logits` (bs, c): the cost of a large softmax is memory, not arithmetic."
-    return _SoftmaxCE.apply(logits, targ)
+    return _SoftmaxCE.apply(logits, targ, scratch)
 
 def _hits(pos:torch.Tensor, neg:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Rows of `pos` (bs,) and columns of `neg` (n,) that hold the same item, found by sorting `neg` (no (bs, n) comparison)."
@@ -227,35 +246,43 @@ def _hits(pos:torch.Tensor, neg:torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 class _SampledLogits(torch.autograd.Function):
     "The candidates' logits, the chosen item first, in one buffer: one GEMM writes the negatives' block in place at an aligned column."
     @staticmethod
-    def forward(ctx, users, pos_w, pos_b, neg_w, neg_b, rows, cols):  # (bs, k) (bs, k) (bs,) (n, k) (n,) (h,) (h,)
-        bs, n = len(users), len(neg_w)
-        buf = users.new_empty(bs, 16 + -(-n // 16) * 16)  # rows of a multiple of 16 floats; the negatives from column 16
+    def forward(ctx, users, w, b, rows, cols, scratch=None):  # (bs, k); (bs + n, k) (bs + n,) the chosen items' rows, then the negatives'; (h,) (h,)
+        bs = len(users); n = len(w) - bs
+        pos_w, neg_w, neg_b = w[:bs], w[bs:], b[bs:]
+        shape, ctx.scratch = (bs, 16 + -(-n // 16) * 16), scratch  # rows of a multiple of 16 floats; the negatives from column 16
+        buf = users.new_empty(shape) if scratch is None else scratch.borrow('logits', shape, users, ctx)
         neg = buf[:, 16:16 + n]  # (bs, n) a view, 64-byte aligned: GEMM into it runs as fast as into a fresh tensor
         neg.copy_(neg_b.expand(bs, n)).addmm_(users, neg_w.T)  # biases, then + users @ neg_w.T
-        buf[:, 15] = (users * pos_w).sum(1) + pos_b  # the chosen item's logit, just left of the negatives
+        buf[:, 15] = (users * pos_w).sum(1) + b[:bs]  # the chosen item's logit, just left of the negatives
         neg[rows, cols] = float('-inf')  # a user's own choice drawn as a negative is not one
-        ctx.save_for_backward(users, pos_w, neg_w, rows, cols)
+        ctx.save_for_backward(users, w, rows, cols)
         return buf[:, 15:16 + n]  # (bs, 1 + n)
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):  # g: (bs, 1 + n)
-        users, pos_w, neg_w, rows, cols = ctx.saved_tensors
+        users, w, rows, cols = ctx.saved_tensors
+        bs = len(users); pos_w, neg_w = w[:bs], w[bs:]
         g_pos, g_neg = g[:, :1], g[:, 1:]
-        g_users, g_negw, g_negb = torch.addmm(g_pos * pos_w, g_neg, neg_w), g_neg.T @ users, g_neg.sum(0)
+        g_w, g_b = w.new_empty(w.shape), w.new_empty(len(w))  # (bs + n, k), (bs + n,): one gradient for the one item lookup
+        g_users = torch.addmm(g_pos * pos_w, g_neg, neg_w)
+        torch.mul(g_pos, users, out=g_w[:bs]); torch.mm(g_neg.T, users, out=g_w[bs:])
+        g_b[:bs] = g[:, 0]; torch.sum(g_neg, 0, out=g_b[bs:])
         g_hit = g_neg[rows, cols]  # (h,) what the masked logits were given: a softmax gives them 0, anything else is taken back
         if g_hit.any():
             g_users.index_add_(0, rows, -g_hit[:, None] * neg_w[cols])
-            g_negw.index_add_(0, cols, -g_hit[:, None] * users[rows]); g_negb.index_add_(0, cols, -g_hit)
-        return g_users, g_pos * users, g[:, 0], g_negw, g_negb, None, None
+            g_w.index_add_(0, bs + cols, -g_hit[:, None] * users[rows]); g_b.index_add_(0, bs + cols, -g_hit)
+        if ctx.scratch is not None: ctx.scratch.give_back('logits', ctx)  # the next step may write over this one's logits
+        return g_users, g_w, g_b, None, None, None
 
 class SoftmaxDot(FastDotBias):
     "The dot product with biases trained to rank: every item's logit for the batch's users, or a sampled softmax's."
     def __init__(self, n_users:int, n_items:int, n_factors:int=128,
                  n_neg:int=0, # 0: the full softmax; else negatives drawn per batch (log-Q corrected)
-                 item_counts=None): # (n_items,) training choices per item, for the negatives' distribution
-        super().__init__(n_users, n_items, n_factors, y_range=None, n_members=1)
+                 item_counts=None, # (n_items,) training choices per item, for the negatives' distribution
+                 sparse:bool|None=None): # sparse table gradients (for `rank_opt`); `None`: with a sampled softmax
+        super().__init__(n_users, n_items, n_factors, y_range=None, n_members=1, sparse=bool(n_neg) if sparse is None else sparse)
         if n_neg and not 0 < n_neg < n_items - 1: raise BadValueError(f"n_neg must be between 1 and {n_items - 2}, not {n_neg}")
-        self.n_neg = n_neg
+        self.n_neg, self._scratch = n_neg, _Scratch()  # the training steps' (bs, 1 + n_neg) blocks, kept (see below)
         c = torch.zeros(n_items) if item_counts is None else torch.as_tensor(item_counts, dtype=torch.float32)
         q = (c + 1) ** 0.75  # word2vec's smoothed popularity; +1: no item has probability 0
         self.register_buffer('q', q / q.sum(), persistent=False)  # (n_items,) how negatives are drawn
@@ -265,16 +292,18 @@ class SoftmaxDot(FastDotBias):
         if not self.n_neg:  # (bs, n_items); a user's bias would shift every logit alike
             return torch.addmm(self.i_bias.weight.T, users, self.i_weight.weight.T)
         pos, neg = x[:, 1].contiguous(), torch.multinomial(self.q, self.n_neg, replacement=True)  # (bs,), (n_neg,) shared by the batch
-        log_q = lambda items: torch.log(self.n_neg * self.q[items])  # expected count of each item among the negatives
-        return _SampledLogits.apply(users, self.i_weight(pos), self.i_bias(pos)[:, 0] - log_q(pos),
-                                    self.i_weight(neg), self.i_bias(neg)[:, 0] - log_q(neg), *_hits(pos, neg))  # (bs, 1 + n_neg)
+        items = torch.cat([pos, neg])  # (bs + n_neg,) one lookup per table: one dense gradient each, not two summed
+        b = self.i_bias(items)[:, 0] - torch.log(self.n_neg * self.q[items])  # log-Q: each item's expected count among the negatives
+        scratch = self._scratch if self.training and torch.is_grad_enabled() else None  # a step that will run backward
+        return _SampledLogits.apply(users, self.i_weight(items), b, *_hits(pos, neg), scratch)  # (bs, 1 + n_neg)
 
 class SoftmaxLoss:
     "Cross-entropy of the chosen items: over the catalogue (`targ`: their rows), or over `model`'s sampled candidates (the chosen first)."
     def __init__(self, model:SoftmaxDot): self.model = model
     def __call__(self, pred:torch.Tensor, targ:torch.Tensor) -> torch.Tensor:
         sampled = self.model.n_neg and pred.shape[1] == self.model.n_neg + 1  # never the catalogue's width (n_neg < n_items - 1)
-        return softmax_ce(pred, torch.zeros_like(targ) if sampled else targ)
+        if not sampled: return softmax_ce(pred, targ)
+        return softmax_ce(pred, torch.zeros_like(targ), self.model._scratch if pred.requires_grad else None)
 
 @register
 class SoftmaxDotKind(FastDotBiasKind):
@@ -289,9 +318,18 @@ class SoftmaxDotKind(FastDotBiasKind):
 
 
 # %% ../nbs/11_rank.ipynb #7b1e159e
+class KeptGradAdamW(torch.optim.AdamW):
+    "`AdamW` whose gradients stay allocated and are zeroed in place; a sparse gradient (a batch's rows) is added into them."
+    def zero_grad(self, set_to_none:bool=False): super().zero_grad(set_to_none=False)  # the same tables, no new ones
+    @torch.no_grad()
+    def step(self, closure=None):
+        for p_ in (p_ for g in self.param_groups for p_ in g['params']):
+            if p_.grad is not None and p_.grad.is_sparse: p_.grad = p_.grad.to_dense()  # the first step: from then on dense
+        return super().step(closure)
+
 def rank_opt(params, **kwargs) -> OptimWrapper:
     "fastai's `Adam` with decoupled weight decay (betas 0.9 and 0.99, eps 1e-5) as PyTorch's fused `AdamW`: one pass over the tables a step."
-    return OptimWrapper(params, opt=partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5, fused=True), **kwargs)
+    return OptimWrapper(params, opt=partial(KeptGradAdamW, betas=(0.9, 0.99), eps=1e-5, fused=True), **kwargs)
 
 
 # %% ../nbs/11_rank.ipynb #1eadcf59
@@ -316,7 +354,8 @@ def rank_dls(ratings:pd.DataFrame, user_name:str|None=None, item_name:str|None='
              **kwargs # passed to `fast_collab_dls` (valid_pct, seed, bs, device...)
             ):
     "`fast_collab_dls` with the chosen item as the target: `y` is the item's row, for a softmax over all items."
-    if kwargs.get('bs') is None: kwargs['bs'] = rank_bs(int(len(ratings) * (1 - kwargs.get('valid_pct', 0.2))))
+    if kwargs.get('bs') is None:  # the training rows: all of `ratings` when a validation table is given
+        kwargs['bs'] = rank_bs(len(ratings) if kwargs.get('valid') is not None else int(len(ratings) * (1 - kwargs.get('valid_pct', 0.2))))
     dls = fast_collab_dls(ratings, user_name=user_name, item_name=item_name, rating_name=rating_name, **kwargs)
     for dl in dls.loaders: dl.y = dl.x[:, 1].clone()  # (n,) item rows, on the loader's device
     return dls
@@ -332,9 +371,10 @@ def rank_learner(dls, # from `rank_dls`
     n_users, n_items = [len(c) for c in dls.classes.values()]
     if n_neg is None: n_neg = 0 if n_items <= FULL_SOFTMAX_MAX else N_NEGATIVES
     counts = torch.bincount(dls.train.x[:, 1].cpu(), minlength=n_items)  # (n_items,) for the negatives' distribution
-    model = SoftmaxDot(n_users, n_items, n_factors, n_neg, counts)
+    opt_func = kwargs.setdefault('opt_func', rank_opt)
+    model = SoftmaxDot(n_users, n_items, n_factors, n_neg, counts, sparse=bool(n_neg) and opt_func is rank_opt)  # others want dense ones
     if n_neg: kwargs['cbs'] = [TrimHeap()] + list(L(kwargs.pop('cbs', None)))  # the sampled softmax's heap (see above)
-    kwargs = dict(dict(loss_func=SoftmaxLoss(model), opt_func=rank_opt, wd=1.0), **kwargs)
+    kwargs = dict(dict(loss_func=SoftmaxLoss(model), wd=1.0), **kwargs)
     learn = FastLearner(dls, model, **kwargs)
     learn.train_mean = 0.  # what `predict_ratings` would give a pair it knows nothing about: a neutral logit
     return learn
