@@ -16,11 +16,13 @@ from torch import nn
 #   to such a tensor is undefined (a UserWarning). fastai never writes to them.
 # - implicit (a peer library, measured in the ranking notebook) imports `tqdm.auto`, which warns outside Jupyter's
 #   widgets that it falls back to text progress bars (a TqdmWarning); we turn its progress bars off anyway.
+# - fastprogress warns of an empty generator at every epoch of a fit with no validation set (a fit on every rating).
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 warnings.filterwarnings('ignore', message='The given NumPy array is not writable', category=UserWarning)
 warnings.filterwarnings('ignore', message='IProgress not found')
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta', category=UserWarning)  # torch's CSR matmul (Gibbs sampler)
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)  # myfm imports it
+warnings.filterwarnings('ignore', message='Your generator is empty', category=UserWarning)  # fastprogress, no validation set
 from fastai.torch_core import set_seed
 from fastai.layers import sigmoid_range
 import fastai.callback.schedule  # adds `Learner.fit_one_cycle`
