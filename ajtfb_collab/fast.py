@@ -26,19 +26,36 @@ __all__ = ['FAST_EPOCHS', 'FAST_LR', 'SPARSE_ABOVE', 'FAST', 'SliceDL', 'auto_bs
 # %% ../nbs/08_fast.ipynb #45cab962
 class SliceDL:
     "A DataLoader over `x` `(n, n_inp)` and `y` `(n,)` tensors on `device`: batches are slices of a permutation."
-    def __init__(self, x:torch.Tensor, y:torch.Tensor, bs:int=1024, shuffle:bool=False, device=None, seed:int=0):
-        self.bs, self.shuffle, self.n = bs, shuffle, len(y)
+    def __init__(self, x:torch.Tensor, y:torch.Tensor, bs:int=1024, shuffle:bool=False, device=None, seed:int=0,
+                 rank:int=0, world_size:int=1): # data-parallel training: this process's share of every batch (see `shard`)
+        if not 0 <= rank < world_size: raise BadValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
+        self.bs, self.shuffle, self.n, self.rank, self.world_size = bs, shuffle, len(y), rank, world_size
         self.rng = torch.Generator().manual_seed(seed)
         self.x, self.y, self.device = x, y, None
         self.to(device or x.device)
 
-    def __len__(self): return math.ceil(self.n / self.bs)
+    def __len__(self):  # batches of `bs * world_size` rows; a last one too small to give every process a row joins the one before
+        big = self.bs * self.world_size
+        n = math.ceil(self.n / big)
+        return n - 1 if n > 1 and self.n - (n - 1) * big < self.world_size else n
+    def _rows(self, step:int) -> tuple[int, int]:
+        "This process's rows of batch `step`: its part of the batch's `bs * world_size` rows, split as evenly as they go."
+        big = self.bs * self.world_size
+        start, end = step * big, (self.n if step == len(self) - 1 else (step + 1) * big)
+        q, r = divmod(end - start, self.world_size)  # every process gets q rows, the first r one more
+        lo = start + self.rank * q + min(self.rank, r)
+        return lo, lo + q + (self.rank < r)
     def __iter__(self):
-        if not self.shuffle:
-            for s in range(0, self.n, self.bs): yield self.x[s:s + self.bs], self.y[s:s + self.bs]
-            return
-        perm = torch.randperm(self.n, generator=self.rng).to(self.device)  # drawn on the CPU: same on any device
-        for idx in perm.split(self.bs): yield self.x[idx], self.y[idx]
+        perm = torch.randperm(self.n, generator=self.rng).to(self.device) if self.shuffle else None  # drawn on the CPU: same on any device and every process
+        for step in range(len(self)):
+            lo, hi = self._rows(step)
+            if perm is None: yield self.x[lo:hi], self.y[lo:hi]
+            else: idx = perm[lo:hi]; yield self.x[idx], self.y[idx]
+    def shard(self, rank:int, world_size:int):
+        "A copy for process `rank` of `world_size`: the same permutation on every process, each one's share of each batch, as many batches each."
+        if not 0 <= rank < world_size: raise BadValueError(f"rank must be in 0..{world_size - 1}, not {rank}")
+        dl = self.new(); dl.rank, dl.world_size, dl.rng = rank, world_size, torch.Generator().set_state(self.rng.get_state())
+        return dl
 
     def to(self, device):
         self.device = torch.device(device)
@@ -51,7 +68,9 @@ class SliceDL:
         if bs is not None: dl.bs = bs
         return dl
     def one_batch(self): return next(iter(self))
-    def __repr__(self): return f'SliceDL(n={self.n}, bs={self.bs}, shuffle={self.shuffle}, device={self.device})'
+    def __repr__(self):
+        share = f', rank={self.rank} of {self.world_size}' if self.world_size > 1 else ''
+        return f'SliceDL(n={self.n}, bs={self.bs}, shuffle={self.shuffle}, device={self.device}{share})'
 
 # %% ../nbs/08_fast.ipynb #2594114c
 def _xy(df:pd.DataFrame, names:tuple, classes:dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -47,6 +47,23 @@ def test_slice_dl_covers_each_row_once_and_reshuffles():
     assert torch.equal(torch.cat([y for _, y in again]), epochs[0])  # same seed, same order
 
 
+@pytest.mark.parametrize('n,bs,world', [(1000, 7, 2), (1001, 8, 3), (9, 4, 2), (30, 1, 4), (3, 5, 3), (17, 16, 2)])
+def test_slice_dl_shards_cover_each_row_once_in_equal_steps(n, bs, world):
+    "Each process's share: every row once an epoch across the processes, the same steps each, the one-process batches of bs * world."
+    make = lambda b: SliceDL(torch.arange(2 * n).view(n, 2), torch.arange(n * 1.), bs=b, shuffle=True, seed=5)
+    shards = [make(bs).shard(r, world) for r in range(world)]
+    for _ in range(2):  # two epochs: a new order each, the same on every process
+        epochs = [[y.long().tolist() for _, y in dl] for dl in shards]
+        assert len({len(e) for e in epochs}) == 1 and len(shards[0]) == len(epochs[0])
+        assert sorted(sum(sum(epochs, []), [])) == list(range(n))
+        for step in zip(*epochs): assert max(map(len, step)) - min(map(len, step)) <= 1 and min(map(len, step)) >= 1
+    one, sharded = make(bs * world), [make(bs).shard(r, world) for r in range(world)]
+    whole = [sorted(y.long().tolist()) for _, y in one]
+    steps = [sorted(sum((y.long().tolist() for _, y in step), [])) for step in zip(*sharded)]
+    assert steps[:-1] == whole[:len(steps) - 1] and steps[-1] == sorted(sum(whole[len(steps) - 1:], []))
+    with pytest.raises(BadValueError, match='rank must be in'): make(bs).shard(world, world)
+
+
 def test_fast_dls_match_fastai(ratings):
     ref = CollabDataLoaders.from_df(ratings, item_name='title', valid_pct=0.2, seed=42, bs=64)
     dls = fast_collab_dls(ratings)
