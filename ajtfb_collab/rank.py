@@ -312,7 +312,9 @@ class SoftmaxDotKind(FastDotBiasKind):
     def user_bias(self): return None  # a softmax over items ignores a user's bias: it is not part of the model
     def predict(self, users, items, bs:int=16384) -> np.ndarray:
         u, i = torch.as_tensor(np.asarray(users)).long(), torch.as_tensor(np.asarray(items)).long()
-        with torch.no_grad(): return self.score(self.user_factors()[u], None, i).numpy()  # (n,)
+        if len(u) == 0: return np.zeros(0, dtype=np.float32)
+        with torch.no_grad():  # `bs` pairs at a time: their factor rows, (bs, k) each, not every pair's at once
+            return torch.cat([self.score(self.user_factors()[ub], None, ib) for ub, ib in zip(u.split(bs), i.split(bs))]).numpy()  # (n,)
     @classmethod
     def build(cls, model_class, s): return model_class(s['n_users'], s['n_items'], s['n_factors'])  # trained: no sampling
 

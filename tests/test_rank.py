@@ -164,3 +164,15 @@ def test_sampled_and_full_softmax_rank_alike():
     sampled = evaluate_ranking(model_recommender(RANK.but(epochs=4, n_factors=16, n_neg=60)), train, test)['ndcg10']
     pop = evaluate_ranking(most_popular, train, test)['ndcg10']
     assert abs(full - sampled) < 0.05 and min(full, sampled) > 0.8 * pop
+
+
+def test_softmax_kind_predicts_a_batch_of_pairs_at_a_time():
+    "A ranking model's scores for many pairs come `bs` pairs at a time (the factor rows of 32M users x items pairs do not fit), the same scores."
+    torch.manual_seed(0)
+    kind = model_kind(SoftmaxDot(7, 11, 4))
+    users, items = np.repeat(np.arange(7), 11), np.tile(np.arange(11), 7)
+    seen, score = [], kind.score
+    kind.score = lambda vecs, bias, i: seen.append(len(vecs)) or score(vecs, bias, i)
+    np.testing.assert_allclose(kind.predict(users, items, bs=10), kind.predict(users, items), rtol=1e-6)
+    assert max(seen[:-1]) == 10 and sum(seen[:-1]) == 77 and seen[-1] == 77  # 8 chunks of at most 10, then one of all 77
+    assert kind.predict(np.zeros(0, int), np.zeros(0, int)).shape == (0,)
