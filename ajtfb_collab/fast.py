@@ -123,7 +123,8 @@ class FactorL2(Callback):
     order = 0
     def __init__(self, lam:float=0.1): self.lam = lam
     def after_loss(self):
-        if self.training and self.lam: self.learn.loss_grad = self.learn.loss_grad + self.lam * self.model.factor_sq
+        model = getattr(self.model, 'module', self.model)  # under data-parallel training, the model DDP wraps
+        if self.training and self.lam: self.learn.loss_grad = self.learn.loss_grad + self.lam * model.factor_sq
 
 # %% ../nbs/08_fast.ipynb #0ba8552a
 def _defines(cb:Callback, name:str) -> bool: return any(name in vars(c) for c in type(cb).__mro__)

@@ -137,6 +137,10 @@ class ModelKind:
         with evaluating(self.model), torch.no_grad():
             out = [self.model(b.to(dev)).reshape(-1).float().cpu() for b in x.split(bs)]
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+    def score_items(self, users, items, bs:int=16384) -> torch.Tensor:
+        "`(len(users), len(items))`: the score of each row of `items` for each row of `users`, by `predict` on every pair."
+        u, i = np.asarray(users), np.asarray(items)
+        return torch.from_numpy(self.predict(np.repeat(u, len(i)), np.tile(i, len(u)), bs)).reshape(len(u), len(i))
     def score(self, vecs:torch.Tensor, # users' factor vectors, one row per prediction: (n, n_members * n_factors)
               bias:torch.Tensor|None, # their biases, (n, n_members) or (n,); None for kinds without biases
               items:torch.Tensor # item rows, (n,)
@@ -211,6 +215,17 @@ class DotKind(ModelKind):
         if bias is not None: res = res + bias.reshape(n, m)
         if ib is not None: res = res + ib[items]
         return squash(res, self.y_range).mean(-1)  # (n,)
+    def score_items(self, users, items, bs:int=16384):
+        "As `ModelKind.score_items`, by one matrix product per member, `(b, k) @ (k, n)`: no pair's factor rows gathered."
+        u, i, m = torch.as_tensor(np.asarray(users)).long(), torch.as_tensor(np.asarray(items)).long(), self.n_members
+        ub, ib = self.user_bias(), self.item_bias()  # (n_users, m), (n_items, m) or None
+        res = 0.
+        for j, (U, V) in enumerate(zip(self.user_factors()[u].chunk(m, 1), self.item_factors()[i].chunk(m, 1))):  # member j's columns
+            s = U @ V.T  # (b, n)
+            if ub is not None: s = s + ub[u, j, None]
+            if ib is not None: s = s + ib[i, j]
+            res = res + squash(s, self.y_range)
+        return res / m  # (b, n): the members' mean, as `score`
 
     def spec(self):
         (n_users, d), (n_items, _) = self.user_factors().shape, self.item_factors().shape

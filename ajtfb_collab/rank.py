@@ -131,8 +131,7 @@ def model_recommender(recipe:TrainRecipe=FAST, seed:int=0, progress:bool=False):
         u = np.searchsorted(list(u_vocab)[1:], users) + 1  # rows of the model (its `#na#` is row 0)
         i = np.searchsorted(list(i_vocab)[1:], items) + 1
         kind = model_kind(learn.model)
-        scores = lambda rows: kind.predict(np.repeat(u[rows], len(i)), np.tile(i, len(rows)))  # (b * n_items,) a batch of users
-        return top_k(scores, X, users, items, k)
+        return top_k(lambda rows: kind.score_items(u[rows], i), X, users, items, k)  # (b, n_items) a batch of users at a time
     return recommend
 
 # %% ../nbs/11_rank.ipynb #682f32e8
@@ -283,6 +282,7 @@ class SoftmaxDot(FastDotBias):
         super().__init__(n_users, n_items, n_factors, y_range=None, n_members=1, sparse=bool(n_neg) if sparse is None else sparse)
         if n_neg and not 0 < n_neg < n_items - 1: raise BadValueError(f"n_neg must be between 1 and {n_items - 2}, not {n_neg}")
         self.n_neg, self._scratch = n_neg, _Scratch()  # the training steps' (bs, 1 + n_neg) blocks, kept (see below)
+        self.u_bias.weight.requires_grad_(False)  # a softmax over items ignores a user's bias: not a parameter to train (nor for DDP to wait for)
         c = torch.zeros(n_items) if item_counts is None else torch.as_tensor(item_counts, dtype=torch.float32)
         q = (c + 1) ** 0.75  # word2vec's smoothed popularity; +1: no item has probability 0
         self.register_buffer('q', q / q.sum(), persistent=False)  # (n_items,) how negatives are drawn
@@ -322,11 +322,18 @@ class SoftmaxDotKind(FastDotBiasKind):
 # %% ../nbs/11_rank.ipynb #7b1e159e
 class KeptGradAdamW(torch.optim.AdamW):
     "`AdamW` whose gradients stay allocated and are zeroed in place; a sparse gradient (a batch's rows) is added into them."
-    def zero_grad(self, set_to_none:bool=False): super().zero_grad(set_to_none=False)  # the same tables, no new ones
+    def __init__(self, *args, **kwargs): super().__init__(*args, **kwargs); self.sparse_ids = set()  # tables whose gradients came sparse
+    def _params(self): return [p_ for g in self.param_groups for p_ in g['params']]
+    def zero_grad(self, set_to_none:bool=False):
+        super().zero_grad(set_to_none=False)  # the same tables, no new ones
+        if torch.distributed.is_initialized():  # data-parallel: DDP reduces a table's gradient only while it is sparse,
+            for p_ in self._params():          # so there a sparse table gets a new gradient every step
+                if id(p_) in self.sparse_ids: p_.grad = None
     @torch.no_grad()
     def step(self, closure=None):
-        for p_ in (p_ for g in self.param_groups for p_ in g['params']):
-            if p_.grad is not None and p_.grad.is_sparse: p_.grad = p_.grad.to_dense()  # the first step: from then on dense
+        for p_ in self._params():
+            if p_.grad is not None and p_.grad.is_sparse:  # the first step (under DDP, every step): from then on dense
+                self.sparse_ids.add(id(p_)); p_.grad = p_.grad.to_dense()
         return super().step(closure)
 
 def rank_opt(params, **kwargs) -> OptimWrapper:
@@ -367,6 +374,7 @@ def rank_learner(dls, # from `rank_dls`
                  n_factors:int=128, # factors per user and per item
                  y_range=None, # not used: a ranking model has no rating scale
                  n_neg:int|None=None, # negatives of the sampled softmax; 0: the full softmax; None: full up to `FULL_SOFTMAX_MAX` items
+                 sparse:bool|None=None, # sparse table gradients; None: with the sampled softmax and `rank_opt` (other optimizers want dense ones)
                  **kwargs # passed to `Learner`
                 ) -> Learner:
     "A `FastLearner` with a `SoftmaxDot` for `dls`, trained with cross-entropy over all items (or a sampled softmax)."
@@ -374,7 +382,8 @@ def rank_learner(dls, # from `rank_dls`
     if n_neg is None: n_neg = 0 if n_items <= FULL_SOFTMAX_MAX else N_NEGATIVES
     counts = torch.bincount(dls.train.x[:, 1].cpu(), minlength=n_items)  # (n_items,) for the negatives' distribution
     opt_func = kwargs.setdefault('opt_func', rank_opt)
-    model = SoftmaxDot(n_users, n_items, n_factors, n_neg, counts, sparse=bool(n_neg) and opt_func is rank_opt)  # others want dense ones
+    if sparse is None: sparse = bool(n_neg) and opt_func is rank_opt
+    model = SoftmaxDot(n_users, n_items, n_factors, n_neg, counts, sparse=sparse)
     if n_neg: kwargs['cbs'] = [TrimHeap()] + list(L(kwargs.pop('cbs', None)))  # the sampled softmax's heap (see above)
     kwargs = dict(dict(loss_func=SoftmaxLoss(model), wd=1.0), **kwargs)
     learn = FastLearner(dls, model, **kwargs)

@@ -7,10 +7,10 @@ PKG = Path(__file__).parent.parent/'ajtfb_collab'
 NBS = PKG.parent/'nbs'
 # what each module builds on comes before it (the order of the architecture, not of the file names)
 MODULE_ORDER = ('core', 'data', 'models', 'chapter', 'interpret', 'inference', 'coldstart', 'side_info', 'fast',
-                'evaluate', 'bayes', 'rank', 'peers', 'bench', 'cli')
+                'evaluate', 'bayes', 'rank', 'distrib', 'peers', 'bench', 'cli')
 # the order a learner reads: the chapter section by section, then what goes past it, then the tools
 READING_ORDER = ('01_data', '02_models', '03_chapter', '04_interpret', '05_inference', '06_coldstart', '07_side_info',
-                 '08_fast', '09_evaluate', '10_bayes', '11_rank', '12_peers', '13_bench', '14_cli', '15_core')
+                 '08_fast', '09_evaluate', '10_bayes', '11_rank', '12_distrib', '13_peers', '14_bench', '15_cli', '16_core')
 
 
 def notebook_of(module: Path) -> str:

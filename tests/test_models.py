@@ -90,6 +90,9 @@ def test_kind_reads_the_model(learners, kind):
     scored = k.score(k.user_factors()[u], None if b is None else b[u], i).detach().numpy()
     np.testing.assert_allclose(scored, k.predict(u, i), atol=1e-5)  # a user given as its own vector scores as itself
     assert type(build_model(k.spec())) is type(learn.model)
+    us, its = u[:4].numpy(), np.arange(n_items)  # every item for four users: the same scores as the pairs one by one
+    pairs = k.predict(np.repeat(us, n_items), np.tile(its, len(us))).reshape(len(us), n_items)
+    np.testing.assert_allclose(k.score_items(us, its).numpy(), pairs, atol=1e-5)
 
 
 @pytest.mark.parametrize('kind', KINDS)

@@ -176,3 +176,15 @@ def test_softmax_kind_predicts_a_batch_of_pairs_at_a_time():
     np.testing.assert_allclose(kind.predict(users, items, bs=10), kind.predict(users, items), rtol=1e-6)
     assert max(seen[:-1]) == 10 and sum(seen[:-1]) == 77 and seen[-1] == 77  # 8 chunks of at most 10, then one of all 77
     assert kind.predict(np.zeros(0, int), np.zeros(0, int)).shape == (0,)
+
+
+def test_softmax_kind_scores_every_item_by_one_matrix_product():
+    "`score_items` (what top-N lists use: 200k users x 87k movies at 32M) gives each pair's logit, without a user bias."
+    torch.manual_seed(0)
+    m = SoftmaxDot(7, 11, 4)
+    for p in m.parameters(): p.data.normal_(0, 0.5)
+    kind, us, its = model_kind(m), np.array([3, 1, 6]), np.arange(11)
+    want = m.u_weight.weight[us] @ m.i_weight.weight.T + m.i_bias.weight[:, 0]  # (3, 11)
+    np.testing.assert_allclose(kind.score_items(us, its).numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kind.score_items(us, its).numpy().ravel(), kind.predict(np.repeat(us, 11), np.tile(its, 3)), atol=1e-5)
+    assert not m.u_bias.weight.requires_grad  # not part of the model: nothing trains it (nor does DDP wait for its gradient)
