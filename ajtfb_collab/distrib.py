@@ -76,8 +76,8 @@ def check_ddp_recipe(name:str):
 def ddp_backend() -> str: return 'nccl' if torch.cuda.is_available() else 'gloo'
 
 def ddp_learner_kwargs() -> dict:
-    "What a recipe's learner needs under DDP: dense tables on NCCL (no sparse all-reduce), the recipe's own choice on gloo."
-    return dict(sparse=False) if ddp_backend() == 'nccl' else {}
+    "What a recipe's learner needs under DDP: dense tables (NCCL has no sparse all-reduce; gloo's corrupts the heap, see above)."
+    return dict(sparse=False)
 
 # %% ../nbs/12_distrib.ipynb #dd4bb3be
 def weights_checksum(model) -> str:
