@@ -18,8 +18,7 @@ from .core import rmse, threads
 from .bayes import BAYES, bayes_fit_predict
 from .peers import myfm_fit_predict, surprise_fit_predict, als_iteration_seconds
 from .rank import RANK
-from .distrib import ddp_learner_kwargs, launch, sharded_ctx, workers_error
-from fastai.torch_core import num_distrib, rank_distrib
+from .distrib import launch, sharded_ctx, workers_error
 
 # %% auto #0
 __all__ = ['PEERS', 'bayes_line', 'LADDER_RECIPES', 'UNITS', 'STEP_COLS', 'bench_fit', 'run_bench', 'bench_line', 'pareto',
@@ -157,7 +156,7 @@ def ladder_data(size:str, folder) -> Path:
     return fn
 
 class StepTimes(Callback):
-    "Milliseconds of each part of a training step, summed over the fit: forward, loss, backward (DDP's reduction in it), optimiser step, the rest."
+    "Milliseconds of each part of a training step, summed over the fit: forward, loss, backward (the exchange of gradients in it), optimiser step, the rest."
     order = 100  # after the others: each part ends when every callback of its event has run
     parts = ('fwd', 'loss', 'bwd', 'opt', 'rest')
     def before_fit(self): self.ms, self.steps = dict.fromkeys(self.parts, 0.), 0
@@ -184,7 +183,6 @@ class _EpochTimer(Callback):
 def _fit_epochs(recipe:TrainRecipe, train:pd.DataFrame, valid:pd.DataFrame, epochs:int, seed:int, bs:int|None=None, cbs=()) -> tuple:
     "`recipe` trained for `epochs` on `train`, validated on `valid` (data-parallel under torchrun): `(seconds per epoch, preparation seconds, learner)`."
     start = time.perf_counter()
-    if num_distrib() > 1: recipe = recipe.but(**ddp_learner_kwargs())
     dls = recipe.make_dls(train, valid=valid, item_name='movie', seed=seed, **recipe.dls_kwargs, **({} if bs is None else dict(bs=bs)))
     seed_all(dls, seed)
     learn, timer = recipe.learner(dls), _EpochTimer()

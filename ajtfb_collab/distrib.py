@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib, os, signal, subprocess, sys
 from contextlib import contextmanager, redirect_stdout
 from datetime import timedelta
-import torch, torch.distributed as dist
+import torch, torch.distributed as dist, torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from fastai.callback.progress import ProgressCallback
 from fastai.learner import AvgSmoothLoss
 from fastai.distributed import DistributedTrainer
@@ -17,11 +19,50 @@ from .core import BadValueError, CollabError, TrainRecipe
 from .fast import SliceDL
 
 # %% auto #0
-__all__ = ['DDP_RECIPES', 'ShardedTrainer', 'LocalSmoothLoss', 'sharded_ctx', 'check_ddp_recipe', 'ddp_backend',
-           'ddp_learner_kwargs', 'weights_checksum', 'same_weights', 'ddp_train', 'rank0_prints', 'torchrun_cmd',
-           'launch', 'workers_error', 'table_gb']
+__all__ = ['DDP_RECIPES', 'sparse_tables', 'gather_sparse_grads', 'Replicated', 'ShardedTrainer', 'LocalSmoothLoss',
+           'sharded_ctx', 'check_ddp_recipe', 'weights_checksum', 'same_weights', 'ddp_train', 'rank0_prints',
+           'torchrun_cmd', 'launch', 'workers_error', 'table_gb']
 
 # %% ../nbs/12_distrib.ipynb #1f8f3c9c
+def sparse_tables(model:nn.Module) -> dict:
+    "`{name: weight}` of `model`'s trainable embeddings with sparse gradients (`nn.Embedding(sparse=True)`)."
+    return {f'{n}.weight' if n else 'weight': m.weight for n, m in model.named_modules()
+            if isinstance(m, nn.Embedding) and m.sparse and m.weight.requires_grad}
+
+def _sparse_grad(p:torch.Tensor) -> torch.Tensor:
+    "`p`'s sparse gradient (none: no rows), uncoalesced: `(1, rows)` indices, `(rows, *p.shape[1:])` values."
+    if p.grad is None: return torch.sparse_coo_tensor(torch.zeros(1, 0, dtype=torch.long, device=p.device), p.new_zeros(0, *p.shape[1:]), p.shape,
+                                                     check_invariants=False)
+    if not p.grad.is_sparse: raise CollabError(f"a table of {tuple(p.shape)} built with sparse gradients has a dense one")
+    return p.grad
+
+def gather_sparse_grads(params:list, world_size:int):
+    "Replace each of `params`' sparse gradients by the mean over the processes: every process's rows and values, all-gathered."
+    grads = [_sparse_grad(p) for p in params]
+    idx = torch.cat([g._indices()[0] for g in grads])            # (rows,): every table's rows, one table after another
+    val = torch.cat([g._values().reshape(-1) for g in grads])     # (values,): their gradients, flat
+    dev, width = idx.device, [p[0].numel() for p in params]       # values per row of each table
+    counts = [torch.empty(len(params), dtype=torch.long, device=dev) for _ in range(world_size)]
+    dist.all_gather(counts, torch.tensor([g._nnz() for g in grads], device=dev))  # every process's rows per table
+    counts = torch.stack(counts).tolist()                         # (world_size, tables)
+    n_idx, n_val = max(map(sum, counts)), max(sum(c * w for c, w in zip(cs, width)) for cs in counts)
+    idxs = [torch.empty(n_idx, dtype=torch.long, device=dev) for _ in range(world_size)]  # padded to the longest
+    vals = [val.new_empty(n_val) for _ in range(world_size)]
+    dist.all_gather(idxs, F.pad(idx, (0, n_idx - len(idx)))); dist.all_gather(vals, F.pad(val, (0, n_val - len(val))))
+    at = [[0, 0] for _ in range(world_size)]                      # where each process's next table starts
+    for t, (p, w) in enumerate(zip(params, width)):
+        i, v = [], []
+        for r, (cs, a) in enumerate(zip(counts, at)):
+            i.append(idxs[r][a[0]:a[0] + cs[t]]); v.append(vals[r][a[1]:a[1] + cs[t] * w])
+            a[0] += cs[t]; a[1] += cs[t] * w
+        p.grad = torch.sparse_coo_tensor(torch.cat(i)[None], torch.cat(v).view(-1, *p.shape[1:]) / world_size, p.shape,
+                                         check_invariants=False)  # rows from the processes' own gradients: valid (and checks cost)
+
+class Replicated(nn.Module):
+    "DDP's face (`.module`) for a model DDP has nothing to reduce in: every trainable table's gradients are gathered sparse."
+    def __init__(self, module:nn.Module): super().__init__(); self.module = module
+    def forward(self, *args, **kwargs): return self.module(*args, **kwargs)
+
 class ShardedTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer` for `SliceDL`s: each process trains on its share of every batch and validates on the whole set."
     def __init__(self, timeout:float=60.): # seconds a collective waits for a process that stopped, before it raises
@@ -33,13 +74,24 @@ class ShardedTrainer(DistributedTrainer):
         if not dl.shuffle or dl.world_size > 1: return dl.to(dev)  # validation, whole; or a share already
         return dl.new(bs=max(1, dl.bs // n)).shard(self.accelerator.process_index, n).to(dev)  # the one-process batch, split
 
-    # fastai gathers every process's loss at every step for the smoothed training loss (one more collective a step);
-    # the smoothing is linear, so each process's own, averaged once an epoch, is the same number
     def before_fit(self):
-        super().before_fit()
+        # sparse tables: left out of DDP and gathered after every backward (`gather_sparse_grads`; the distrib notebook says why)
+        tables, acc = sparse_tables(self.learn.model), self.accelerator
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self.learn.model, list(tables))
+        self.sparse = list(tables.values())
+        for p in self.sparse: dist.broadcast(p.data, 0)  # DDP starts its copies from process 0's weights: these too
+        mine = set(map(id, self.sparse))
+        if not any(p.requires_grad and id(p) not in mine for p in self.learn.model.parameters()):
+            acc.prepare = lambda m: Replicated(m.to(acc.device))  # nothing left for DDP to reduce (it would raise)
+        try: super().before_fit()
+        finally: acc.__dict__.pop('prepare', None)
+        # fastai gathers every process's loss at every step for the smoothed training loss (one more collective a step);
+        # the smoothing is linear, so each process's own, averaged once an epoch, is the same number
         rec = self.learn.recorder
         self.fastai_smooth = rec.smooth_loss
         rec.__dict__['smooth_loss'] = LocalSmoothLoss(rec.smooth_loss.beta)  # (a callback's setattr warns: the learner has a `smooth_loss`)
+    def after_backward(self):
+        if self.sparse: gather_sparse_grads(self.sparse, self.accelerator.num_processes)
     def after_train(self):
         s = self.learn.recorder.smooth_loss
         v = s.val.to(self.accelerator.device); dist.all_reduce(v)  # sum over the processes
@@ -73,12 +125,6 @@ def check_ddp_recipe(name:str):
     why = ("a Gibbs sampler: it runs in one process" if name == 'bayes' else "it trains on fastai's TabDataLoader, whose DistributedDL needs CUDA")
     raise BadValueError(f"--recipe {name} does not train data-parallel ({why}); under torchrun use --recipe {' or '.join(DDP_RECIPES)}")
 
-def ddp_backend() -> str: return 'nccl' if torch.cuda.is_available() else 'gloo'
-
-def ddp_learner_kwargs() -> dict:
-    "What a recipe's learner needs under DDP: dense tables (NCCL has no sparse all-reduce; gloo's corrupts the heap, see above)."
-    return dict(sparse=False)
-
 # %% ../nbs/12_distrib.ipynb #dd4bb3be
 def weights_checksum(model) -> str:
     "A short hash of `model`'s weights and buffers, bit for bit: the same on every process of a data-parallel run."
@@ -101,7 +147,7 @@ def ddp_train(recipe:TrainRecipe, ratings, user_name:str='user', item_name:str='
     "`recipe.train` data-parallel over the processes `torchrun` started (in one process, `recipe.train`), the copies checked equal."
     if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))  # before the loaders pick a device
     extra = [ShardedTrainer(timeout)] if num_distrib() > 1 else []
-    learn = recipe.but(**ddp_learner_kwargs(), cbs=extra + list(cbs or [])).train(
+    learn = recipe.but(cbs=extra + list(cbs or [])).train(
         ratings, user_name, item_name, rating_name, seed=seed, progress=rank_distrib() == 0)
     for cb in extra: learn.remove_cb(cb)
     same_weights(learn.model)

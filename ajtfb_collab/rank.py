@@ -333,8 +333,8 @@ class KeptGradAdamW(torch.optim.AdamW):
     def _params(self): return [p_ for g in self.param_groups for p_ in g['params']]
     def zero_grad(self, set_to_none:bool=False):
         super().zero_grad(set_to_none=False)  # the same tables, no new ones
-        if torch.distributed.is_initialized():  # data-parallel: DDP reduces a table's gradient only while it is sparse,
-            for p_ in self._params():          # so there a sparse table gets a new gradient every step
+        if torch.distributed.is_initialized():  # data-parallel: a sparse table's gradient is gathered only while it is sparse
+            for p_ in self._params():          # (the distrib notebook's `gather_sparse_grads`), so there it gets a new one every step
                 if id(p_) in self.sparse_ids: p_.grad = None
     @torch.no_grad()
     def step(self, closure=None):

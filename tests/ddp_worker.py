@@ -9,8 +9,10 @@ from ajtfb_collab.distrib import ddp_train, weights_checksum
 from ajtfb_collab.fast import FAST
 from ajtfb_collab.rank import RANK
 
-RECIPES = {'fast': FAST.but(epochs=2), 'rank': RANK.but(epochs=2, n_factors=16),  # the full softmax: dense tables
-           'rank_sampled': RANK.but(epochs=2, n_factors=16, n_neg=20)}  # sparse tables, kept gradients (`KeptGradAdamW`)
+RECIPES = {'fast': FAST.but(epochs=2),  # small tables: dense, reduced by DDP
+           'fast_sparse': FAST.but(epochs=2, sparse=True),  # sparse tables (`SparseAdam`), gathered by `gather_sparse_grads`
+           'rank': RANK.but(epochs=2, n_factors=16),  # the full softmax: dense tables
+           'rank_sampled': RANK.but(epochs=2, n_factors=16, n_neg=20)}  # sparse tables, gathered; kept gradients (`KeptGradAdamW`)
 
 def ratings(): return synthetic_ratings(n_users=150, n_items=60, n_ratings=5000, n_factors=3, seed=5)  # distinct (user, movie) pairs
 
@@ -28,6 +30,7 @@ if __name__ == '__main__':
         seen = Seen()
         learn = ddp_train(recipe, ratings(), item_name='movie', seed=0, timeout=30, cbs=[seen])
         res[name] = dict(checksum=weights_checksum(learn.model), valid=float(learn.recorder.values[-1][1]), seen=seen.epochs,
-                         bs=learn.dls.train.bs, n_train=learn.dls.train.n)
+                         bs=learn.dls.train.bs, n_train=learn.dls.train.n,
+                         sparse=learn.model.u_weight.sparse)
     (out/f'rank{rank_distrib()}.json').write_text(json.dumps(res))
     teardown_distrib()  # every process leaves the group

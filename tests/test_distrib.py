@@ -22,6 +22,7 @@ def two_processes(tmp_path_factory):
 def test_processes_agree_and_share_every_epoch(two_processes, name):
     a, b = (r[name] for r in two_processes)
     assert a['checksum'] == b['checksum']  # the same weights, bit for bit
+    assert a['sparse'] == name.endswith(('_sparse', '_sampled'))  # the path each is meant to take
     assert a['valid'] == b['valid']  # the same validation, whole on both
     for ea, eb in zip(a['seen'], b['seen']):  # every training row once an epoch, in one process's share
         assert not set(ea) & set(eb) and sorted(ea + eb) == sorted(set(ea + eb)) and len(ea) + len(eb) == a['n_train']
