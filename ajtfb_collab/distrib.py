@@ -45,17 +45,16 @@ def gather_sparse_grads(params:list, world_size:int):
     counts = [torch.empty(len(params), dtype=torch.long, device=dev) for _ in range(world_size)]
     dist.all_gather(counts, torch.tensor([g._nnz() for g in grads], device=dev))  # every process's rows per table
     counts = torch.stack(counts).tolist()                         # (world_size, tables)
-    n_idx, n_val = max(map(sum, counts)), max(sum(c * w for c, w in zip(cs, width)) for cs in counts)
+    sizes = [[c * w for c, w in zip(cs, width)] for cs in counts]  # (world_size, tables): values per process and table
+    n_idx, n_val = max(map(sum, counts)), max(map(sum, sizes))
     idxs = [torch.empty(n_idx, dtype=torch.long, device=dev) for _ in range(world_size)]  # padded to the longest
     vals = [val.new_empty(n_val) for _ in range(world_size)]
     dist.all_gather(idxs, F.pad(idx, (0, n_idx - len(idx)))); dist.all_gather(vals, F.pad(val, (0, n_val - len(val))))
-    at = [[0, 0] for _ in range(world_size)]                      # where each process's next table starts
-    for t, (p, w) in enumerate(zip(params, width)):
-        i, v = [], []
-        for r, (cs, a) in enumerate(zip(counts, at)):
-            i.append(idxs[r][a[0]:a[0] + cs[t]]); v.append(vals[r][a[1]:a[1] + cs[t] * w])
-            a[0] += cs[t]; a[1] += cs[t] * w
-        p.grad = torch.sparse_coo_tensor(torch.cat(i)[None], torch.cat(v).view(-1, *p.shape[1:]) / world_size, p.shape,
+    idxs = [ix[:sum(cs)].split(cs) for ix, cs in zip(idxs, counts)]  # per process, its tables' rows (the padding cut)
+    vals = [vx[:sum(ss)].split(ss) for vx, ss in zip(vals, sizes)]
+    for t, p in enumerate(params):  # every process's rows, one process after another
+        i, v = torch.cat([ix[t] for ix in idxs]), torch.cat([vx[t] for vx in vals])
+        p.grad = torch.sparse_coo_tensor(i[None], v.view(-1, *p.shape[1:]) / world_size, p.shape,
                                          check_invariants=False)  # rows from the processes' own gradients: valid (and checks cost)
 
 class Replicated(nn.Module):
