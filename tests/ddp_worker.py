@@ -4,7 +4,7 @@ from pathlib import Path
 from fastai.callback.core import Callback
 from fastai.distributed import teardown_distrib
 from fastai.torch_core import rank_distrib
-from ajtfb_collab.data import synthetic_ratings
+from ajtfb_collab.synthetic import synthetic_ratings
 from ajtfb_collab.distrib import ddp_train, weights_checksum
 from ajtfb_collab.fast import FAST
 from ajtfb_collab.rank import RANK

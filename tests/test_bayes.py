@@ -1,13 +1,9 @@
 "The Gibbs sampler: it recovers known factors better than the mode, and its model is one more kind of the library."
 import numpy as np, pandas as pd, pytest, torch
-from ajtfb_collab.bench import peer_line
-import scipy.sparse as sps
 from helpers import low_rank_data, table_rmse
-from ajtfb_collab.bayes import (BAYES, BayesDot, Side, gibbs, implicit_feedback, wishart,
-                                bayes_fit_predict, _side_weights)
-from ajtfb_collab.evaluate import rmse
+from ajtfb_collab.bayes import BAYES, BayesDot, Side, gibbs, wishart, _side_weights
 from ajtfb_collab.inference import load_model, predict_ratings, recommend, save_model
-from ajtfb_collab.models import model_kind
+from ajtfb_collab.kinds import model_kind
 
 
 @pytest.fixture(scope='module')
@@ -48,12 +44,6 @@ def test_wishart_mean():
     scale = torch.tensor([[2., .5], [.5, 1.]], dtype=torch.float64)
     m = torch.stack([wishart(scale, 4.) for _ in range(3000)]).mean(0)
     assert torch.allclose(m, 4 * scale, atol=0.3)
-
-
-def test_implicit_rows_have_unit_norm():
-    F = implicit_feedback(np.array([0, 0, 0, 1]), np.array([0, 1, 2, 2]), 3, 3)
-    assert sps.issparse(F) and F.nnz == 4
-    assert np.allclose(np.sqrt(F.multiply(F).sum(1)).A1, [1., 1., 0.])
 
 
 def _dense_weights_draws(F, Y, Lam, lam_b, n):
@@ -111,20 +101,15 @@ def test_valid_mse_beats_the_mean(learned):
     assert learn.recorder.values[-1][1] < 0.6 * df.rating.var()
 
 
-def test_bayes_line():
-    med = pd.DataFrame(dict(valid_mse=[0.747, 0.756], seconds=[7.0, 11.0]), index=['bayes (ours)', 'myFM, same side information'])
-    assert peer_line(med) == 'ours_mse=0.7470 peer_mse=0.7560 ours_s=7.00 peer_s=11.00 time_ratio=0.64'
-
-
 def test_exact_fold_in_recovers_a_known_user():
     "A user's own training ratings, folded in as a new user, give back about that user's predictions."
-    from ajtfb_collab.coldstart import fold_in
+    from ajtfb_collab.coldstart import fold_in_answers
     u, i, r, _ = low_rank_data(n_users=120, n_items=80, n_ratings=3000, seed=2)
     df = pd.DataFrame(dict(user=u, title=[f'Film {j}' for j in i], rating=r))
     torch.manual_seed(0)
     learn = BAYES.but(epochs=60, burn=20, keep=10, side=()).train(df, progress=False)  # no side information:
     mine = df[df.user == 7]                                  # the new user's prior is then the known users' prior
-    _, vecs, bias = fold_in(learn, mine.assign(user='again'))
+    _, vecs, bias = fold_in_answers(learn, mine.assign(user='again'))
     kind = model_kind(learn.model)
     items = torch.arange(1, len(learn.dls.classes['title']))
     new = kind.score(vecs.expand(len(items), -1), bias.expand(len(items), -1), items)

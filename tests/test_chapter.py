@@ -1,14 +1,12 @@
-"The chapter's recipes and fits, on small synthetic ratings."
-import numpy as np, pandas as pd, pytest, torch
-import matplotlib
-matplotlib.use('Agg')
+"The chapter's neural network, its recipes written once, and the whole chapter's table."
+import pytest, torch
 from fastai.collab import EmbeddingDotBias, EmbeddingNN
 from fastai.tabular.core import TabDataLoader, TabWeightedDL
-from ajtfb_collab.core import BadValueError, TrainRecipe
-from ajtfb_collab.data import synthetic_ratings, collab_dls
-from ajtfb_collab.models import DotProduct, DotProductBias, ParamDotProductBias, CollabNN
-from ajtfb_collab.chapter import (BOOK, STOCK, BOOK_NN, Recipe, chapter_recipes, fit_recipe, n_users_items, valid_curve,
-                                  plot_valid_curves, reproduce_chapter, RESULT_COLUMNS)
+from ajtfb_collab.core import BadValueError
+from ajtfb_collab.data import collab_dls
+from ajtfb_collab.synthetic import synthetic_ratings
+from ajtfb_collab.models import DotProduct, DotProductBias, ParamDotProductBias, valid_curve
+from ajtfb_collab.chapter import BOOK, STOCK, BOOK_NN, CollabNN, chapter_recipes, reproduce_chapter, RESULT_COLUMNS
 
 
 @pytest.fixture(scope='module')
@@ -30,18 +28,14 @@ def test_recipes_build_the_books_models(ratings):
     assert types == [DotProduct, DotProduct, DotProduct, DotProductBias, DotProductBias, ParamDotProductBias,
                      EmbeddingDotBias, CollabNN, EmbeddingNN]
     assert [r.book_valid_mse for r in chapter_recipes()] == [0.985, 0.884, 0.878, 0.893, 0.823, 0.824, 0.822, 0.867, 0.865]
-    assert n_users_items(dls) == (len(dls.classes['user']), len(dls.classes['title']))
     assert type(STOCK.dls(ratings).train) is TabWeightedDL and type(BOOK.dls(ratings).train) is TabDataLoader
 
 
-def test_fit_recipe_is_seeded_and_learns(ratings):
-    dls = collab_dls(ratings)
-    recipe = Recipe('DotProductBias, wd=0.1', 0.823, chapter_recipes()[4].make, epochs=3, lr=1e-2, wd=0.1)
-    (learn, row), (_, again) = fit_recipe(recipe, dls, seed=3, progress=False), fit_recipe(recipe, dls, seed=3, progress=False)
-    assert list(row) == RESULT_COLUMNS and row['valid_mse'] == again['valid_mse']  # the same seed, the same fit
-    assert row['valid_mse'] == valid_curve(learn)[-1] and len(valid_curve(learn)) == 3
-    mean_mse = float(((dls.valid_ds.items.rating - dls.train_ds.items.rating.mean()) ** 2).mean())
-    assert row['valid_mse'] < 0.8 * mean_mse  # better than predicting the training mean
+def test_collab_nn_concatenates_embeddings_of_any_sizes():
+    m = CollabNN((9, 5), (7, 3), n_act=20)
+    x = torch.stack([torch.randint(0, 9, (16,)), torch.randint(0, 7, (16,))], 1)
+    out = m(x)
+    assert out.shape == (16, 1) and ((out > 0) & (out < 5.5)).all() and m.layers[0].in_features == 5 + 3
 
 
 def test_book_recipe_trains_from_a_table(ratings):
@@ -57,9 +51,3 @@ def test_reproduce_chapter_subset_and_unknown(ratings):
     assert list(t.columns) == RESULT_COLUMNS and t.model.tolist() == ['DotProduct + sigmoid_range']
     assert t.valid_mse.item() == valid_curve(kept['DotProduct + sigmoid_range'])[-1]
     with pytest.raises(BadValueError, match=r"unknown recipe\(s\) \['nope'\]"): reproduce_chapter(ratings, names=['nope'])
-
-
-def test_plot_valid_curves_marks_the_book():
-    ax = plot_valid_curves({'a': [1.0, 0.9], 'b': [1.1, 0.95]}, book={'a': 0.85})
-    assert len(ax.lines) == 2 and len(ax.collections) == 1  # one star: only 'a' has a book figure
-    assert [l.get_ydata().tolist() for l in ax.lines] == [[1.0, 0.9], [1.1, 0.95]]

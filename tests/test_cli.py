@@ -1,3 +1,4 @@
+"The `ajtfb-collab` command: each command run as a user runs it, its errors one line with status 2."
 import os, shutil, subprocess, sys
 import pytest
 
@@ -26,9 +27,49 @@ def test_data_command_missing_folder_is_one_line_status_2(tmp_path):
 
 def test_unknown_command_and_help():
     res = run('nope')
-    assert res.returncode == 2 and "invalid choice: 'nope'" in res.stderr
+    assert res.returncode == 2 and "unknown command 'nope'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     res = run('data', '--help')
     assert res.returncode == 0 and '--path' in res.stdout
+    res = run('--help')
+    assert res.returncode == 0 and all(f'  {c} ' in res.stdout for c in ('data', 'train', 'bench ladder', 'bench ddp', 'rank-eval'))
+
+
+def test_options_have_dashes_only_and_one_default_each():
+    "No option is spelled with an underscore, and an option that several commands take has the same default in each."
+    from ajtfb_collab.cli import COMMANDS, parser
+    defaults = {}
+    for name, fn in COMMANDS.items():
+        for a in parser(name, fn)._actions:
+            assert not any('_' in o for o in a.option_strings), (name, a.option_strings)
+            if a.option_strings and a.dest != 'help': defaults.setdefault(a.option_strings[0], set()).add(repr(a.default))
+    assert {o: d for o, d in defaults.items() if len(d) > 1} == {}
+    for mode in ('ladder', 'ddp', 'bayes'):
+        res = run('bench', mode, '--help')
+        assert res.returncode == 0 and f'ajtfb-collab bench {mode}' in res.stdout
+
+
+def test_an_option_of_another_mode_is_one_line_status_2():
+    res = run('bench', '--sizes', '1m')
+    assert res.returncode == 2 and res.stdout == ''
+    assert res.stderr.strip() == 'ajtfb-collab bench: error: --sizes is an option of `ajtfb-collab bench ladder`, not of `ajtfb-collab bench`'
+
+
+def test_every_number_is_checked_before_anything_runs(tmp_path):
+    for args, message in [(['train', '--out', str(tmp_path/'m'), '--bs', '0'], 'argument --bs: must be a whole number of at least 1, not 0'),
+                          (['train', '--out', str(tmp_path/'m'), '--epochs', '-1'], 'argument --epochs: must be a whole number of at least 1, not -1'),
+                          (['train', '--out', str(tmp_path/'m'), '--wd', '-0.1'], 'argument --wd: must be a number of at least 0, not -0.1'),
+                          (['bench ladder', '--threads', '0'], 'argument --threads: must be a whole number of at least 1, not 0'),
+                          (['rank-eval', '-k', 'ten'], "argument -k: must be a whole number of at least 1, not 'ten'")]:
+        res = cli(*args)
+        assert res.returncode == 2 and res.stderr.strip().endswith(message) and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path/'m').exists()
+
+
+def test_reproduce_never_replaces_results_without_overwrite(tmp_path):
+    (tmp_path/'results.csv').write_text('earlier results')
+    res = cli('reproduce', '--out', str(tmp_path), '--models', '1')
+    assert res.returncode == 2 and 'is not empty: pass --overwrite to replace its results' in res.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ['results.csv'] and (tmp_path/'results.csv').read_text() == 'earlier results'
 
 
 def test_help_imports_no_heavy_module():
@@ -37,8 +78,8 @@ def test_help_imports_no_heavy_module():
             "print(sorted(m for m in ('torch', 'fastai', 'pandas', 'matplotlib') if m in sys.modules))")
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == '[]', res.stdout + res.stderr  # each command imports what it needs
-    from ajtfb_collab.cli import RECIPES, RECIPE_NAMES
-    assert tuple(RECIPES) == RECIPE_NAMES  # the names --help offers are the recipes train runs
+    from ajtfb_collab.cli import recipes, RECIPE_NAMES
+    assert tuple(recipes()) == RECIPE_NAMES  # the names --help offers are the recipes train runs
 
 
 def test_train_keeps_an_existing_model_and_refuses_divergence(trained):
@@ -56,7 +97,7 @@ def test_train_keeps_an_existing_model_and_refuses_divergence(trained):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-    from ajtfb_collab.data import synthetic_ratings
+    from ajtfb_collab.synthetic import synthetic_ratings
     d = tmp_path_factory.mktemp('cli')
     r = synthetic_ratings(n_users=80, n_items=40, n_ratings=2500, seed=3).rename(
         columns={'user': 'uid', 'title': 'film', 'rating': 'stars'})
@@ -71,7 +112,7 @@ def test_train_prints_mse_and_saves(trained):
     d, r, res = trained
     line = res.stdout.strip().splitlines()[-1]
     assert line.startswith('valid_mse=') and f"saved={d/'model'/'model.pth'}" in line
-    assert float(line.split()[0].split('=')[1]) < r.stars.var()  # better than predicting the mean
+    assert float(line.split()[0].split('=')[1]) < 0.7 * r.stars.var()  # far better than predicting the mean
     assert '\r' not in res.stdout and '\u2588' not in res.stdout  # piped: fastai's line per epoch, no bars
     assert [l.split()[0] for l in res.stdout.splitlines()[1:7]] == ['epoch', '0', '1', '2', '3', '4']
     from ajtfb_collab.inference import load_model
@@ -166,7 +207,7 @@ def test_train_each_recipe(trained, tmp_path, recipe, kind):
 @pytest.fixture(scope='module')
 def latest(tmp_path_factory):
     "A ratings file in MovieLens' newer layout (userId,movieId,rating,timestamp; half stars; numbered movies), trained."
-    from ajtfb_collab.data import synthetic_ratings
+    from ajtfb_collab.synthetic import synthetic_ratings
     import pandas as pd
     d = tmp_path_factory.mktemp('latest')
     s = synthetic_ratings(n_users=90, n_items=45, n_ratings=3000, seed=8, titles=False)
@@ -237,7 +278,7 @@ def test_fewer_than_one_item_is_an_error(latest, n):
     d, r, _ = latest
     for args in (['recommend', str(d/'model'), '--user', '7'], ['similar', str(d/'model'), '260']):
         res = cli(*args, '-n', n)
-        assert res.returncode == 2 and f'-n must be at least 1, not {n}' in res.stderr, res.stderr
+        assert res.returncode == 2 and f'argument -n: must be a whole number of at least 1, not {n}' in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize('content,message', [
@@ -263,37 +304,34 @@ def test_internal_error_shows_its_traceback(tmp_path, tiny_ml100k):
     assert 'ajtfb-collab data: error' not in res.stderr
 
 
-def test_user_errors_are_the_librarys_own():
-    from ajtfb_collab.cli import USER_ERRORS
-    from ajtfb_collab.core import CollabError
-    assert USER_ERRORS == (CollabError,) and not issubclass(KeyError, USER_ERRORS)
-
-
 def test_evaluate_and_bench_the_bayes_recipe_on_the_tiny_folder(tiny_ml100k):
     import re
     res = cli('evaluate', '--recipe', 'bayes', '--folds', 'u1', '--path', str(tiny_ml100k), '--myfm')
     assert res.returncode == 0, res.stderr
     assert re.fullmatch(r'mean_rmse=\d\.\d{4} u1_rmse=\d\.\d{4}', res.stdout.strip().splitlines()[-1])
     assert 'ours (bayes, Gibbs sampling)' in res.stdout and 'myFM, same side information' in res.stdout
-    res = cli('bench', '--recipe', 'bayes', '--runs', '1', '--path', str(tiny_ml100k))
+    res = cli('bench bayes', '--runs', '1', '--path', str(tiny_ml100k))
     assert res.returncode == 0, res.stderr
     assert re.fullmatch(r'ours_mse=\S+ peer_mse=\S+ ours_s=\S+ peer_s=\S+ time_ratio=\S+', res.stdout.strip().splitlines()[-1])
 
 
-def test_bench_ladder_prints_a_line_per_point():
-    res = cli('bench', '--ladder', '--sizes', '100k', '--recipes', 'fast,bayes')
+def test_bench_ladder_prints_a_line_per_point(tmp_path):
+    from ajtfb_collab.synthetic import ladder_ratings
+    import pandas as pd
+    res = cli('bench ladder', '--sizes', '100k', '--recipes', 'fast,bayes', '--csv', str(tmp_path/'ladder.csv'))
     assert res.returncode == 0, res.stderr
     lines = [l for l in res.stdout.splitlines() if l.startswith('size=100k recipe=')]
     assert [l.split()[1] for l in lines] == ['recipe=fast', 'recipe=bayes']
     for l in lines:
         kv = dict(p.split('=') for p in l.split())
         assert float(kv['seconds']) > 0 and float(kv['ns_per_rating']) > 0 and float(kv['noise_floor_mse']) > 0.5
-        assert float(kv['valid_mse']) < 1.5  # better than predicting the mean (a variance of about 1.1)
-    assert cli('bench', '--ladder', '--sizes', '5m').returncode == 2
+        assert float(kv['valid_mse']) < ladder_ratings('100k').rating.var()  # better than predicting the mean
+    assert pd.read_csv(tmp_path/'ladder.csv').recipe.tolist() == ['fast', 'bayes']  # the table, for the bench notebook
+    assert cli('bench ladder', '--sizes', '5m').returncode == 2
 
 
 def test_rank_eval_on_a_ratings_file(tmp_path):
-    from ajtfb_collab.data import ladder_ratings
+    from ajtfb_collab.synthetic import ladder_ratings
     df = ladder_ratings((12_000, 200, 300), seed=5).drop(columns='expected')
     df.rename(columns=dict(user='userId', movie='movieId')).to_csv(tmp_path/'r.csv', index=False)
     res = cli('rank-eval', '--ratings', str(tmp_path/'r.csv'), '--user-col', 'userId', '--item-col', 'movieId', '--no-peers')
@@ -303,6 +341,8 @@ def test_rank_eval_on_a_ratings_file(tmp_path):
     kv = dict(p.split('=') for p in res.stdout.strip().splitlines()[-1].split())
     assert 0 < float(kv['ndcg10']) <= 1 and 0 < float(kv['pop_ndcg10']) <= 1
     assert cli('rank-eval', '--ratings', str(tmp_path/'r.csv')).returncode == 2  # no column 'user'
+    res = cli('rank-eval', '--item-col', 'movieId')  # MovieLens 100k: Recommenders' protocol, by movie id
+    assert res.returncode == 2 and '--item-col applies to --ratings' in res.stderr
 
 
 @pytest.mark.parametrize('recipe,column', [('rank', 'score'), ('bayes', 'prediction')])

@@ -1,9 +1,12 @@
 "Cold-start building blocks on synthetic ratings (no real dataset needed)."
 import numpy as np, pandas as pd, pytest, torch
 from fastai.collab import EmbeddingDotBias, collab_learner
-from ajtfb_collab.data import synthetic_ratings, collab_dls
-from ajtfb_collab.chapter import seed_all
-from ajtfb_collab.models import DotProductBias, ParamDotProductBias, CollabNN
+from ajtfb_collab.core import seed_all
+from ajtfb_collab.data import collab_dls
+from ajtfb_collab.synthetic import synthetic_ratings
+from ajtfb_collab.models import DotProductBias, ParamDotProductBias
+from ajtfb_collab.chapter import CollabNN
+from ajtfb_collab.fast import FastDotBias
 from ajtfb_collab.coldstart import (user_parts, hold_out_users, sign_up_split, fold_in_answers, fold_in_user, score_users,
                                     recommend_new_user)
 
@@ -17,7 +20,6 @@ def test_user_parts_shapes(model):
 def test_user_parts_of_every_shape():
     f, b = user_parts(CollabNN((5, 3), (6, 2)))  # a neural model: its user embedding, no biases
     assert f.shape == (5, 3) and b is None
-    from ajtfb_collab.models import FastDotBias
     f, b = user_parts(FastDotBias(5, 6, 4, n_members=3))  # members side by side, one bias column each
     assert f.shape == (5, 12) and b.shape == (5, 3)
     f, b = user_parts(FastDotBias(5, 6, 4))

@@ -1,9 +1,10 @@
+"MovieLens 100k's files and the chapter's DataLoaders, on a tiny folder in its format (and the real one when present)."
 import os, subprocess, sys
-import numpy as np, pandas as pd, pytest
-from ajtfb_collab.data import (load_ratings, load_users, load_movies, load_split, validate_ratings, collab_dls,
-                               ml100k_path, genre_names, ratings_summary, SPLITS)
+import pandas as pd, pytest
+from ajtfb_collab.data import (load_ratings, load_users, load_movies, load_split, collab_dls, ml100k_path, genre_names,
+                               ratings_summary, SPLITS)
 from fastai.tabular.core import TabDataLoader, TabWeightedDL
-from conftest import RATINGS, MOVIES, USERS, GENRES, needs_real_data
+from conftest import RATINGS, USERS, GENRES, needs_real_data
 
 
 def test_load_ratings_columns_order_and_titles(tiny_ml100k):
@@ -42,24 +43,6 @@ def test_missing_file_is_named(tiny_ml100k):
     with pytest.raises(FileNotFoundError, match='has no u.data'): ml100k_path(tiny_ml100k.parent/'nothing')
 
 
-@pytest.mark.parametrize('df,match', [
-    (pd.DataFrame({'user': [1], 'rating': [3]}), "no column 'title'"),
-    (pd.DataFrame({'user': [], 'title': [], 'rating': []}), 'empty'),
-    (pd.DataFrame({'user': [1, 2], 'title': ['a', 'b'], 'rating': [3, 'x']}), "first 'x' at row 1"),
-    (pd.DataFrame({'user': [1, 2], 'title': ['a', 'b'], 'rating': [3, np.nan]}), 'not finite'),
-    (pd.DataFrame({'user': [1, 2], 'title': ['a', 'b'], 'rating': [-np.inf, 3]}), 'not finite'),
-    (pd.DataFrame({'user': [1, 2], 'title': ['a', None], 'rating': [3, 4]}), "'title' has 1 missing"),
-])
-def test_validate_ratings_names_the_problem(df, match):
-    with pytest.raises(ValueError, match=match): validate_ratings(df)
-
-
-def test_validate_ratings_other_column_names():
-    df = pd.DataFrame({'u': [1], 'i': ['a'], 'stars': ['4.5']})
-    assert validate_ratings(df, 'u', 'i', 'stars') is df
-    with pytest.raises(ValueError, match="no column 'title'"): validate_ratings(df, 'u')
-
-
 def test_ratings_summary(tiny_ml100k):
     s = ratings_summary(load_ratings(tiny_ml100k))
     assert (s['ratings'], s['users'], s['items']) == (9, 3, 4)
@@ -95,16 +78,3 @@ def test_real_dataset_shapes():
     assert r.shape == (100_000, 5) and r.user.nunique() == 943 and r.movie.nunique() == 1682
     assert load_users().shape == (943, 5) and load_movies().shape == (1682, 22)
     assert [len(o) for o in load_split('u1')] == [80_000, 20_000]
-
-
-def test_ladder_has_the_shape_and_tails_asked_for():
-    from ajtfb_collab.data import ladder_ratings, noise_floor, HALF_STARS, LADDER
-    df = ladder_ratings((40_000, 400, 700), seed=2)
-    assert (len(df), df.user.nunique(), df.movie.nunique()) == (40_000, 400, 700)
-    assert not df.duplicated(['user', 'movie']).any()
-    per_user, per_item = df.user.value_counts(), df.movie.value_counts()
-    assert per_user.min() == 20 and per_user.max() > 5 * per_user.median()
-    assert per_item.iloc[:7].sum() > 0.04 * len(df)  # the top 1% of movies
-    assert set(df.rating.unique()) <= set(HALF_STARS) and df.timestamp.between(946_684_800, 1_800_000_000).all()
-    assert 0.5 < noise_floor(df) < 0.7 < df.rating.var()
-    assert LADDER['32m'] == (32_000_204, 200_948, 87_585)

@@ -1,38 +1,19 @@
-"The fast path (tensor DataLoaders, member models, per-rating L2) and the evaluation helpers, on synthetic data."
+"The fast path: tensor DataLoaders, a model of several members, the per-rating L2, the lean Learner, sparse tables."
 import math
-import numpy as np, pandas as pd, pytest, torch
+import numpy as np, pytest, torch
 from fastai.collab import CollabDataLoaders, EmbeddingDotBias
-from fastai.data.transforms import RandomSplitter
 from fastai.torch_core import set_seed
-from ajtfb_collab.data import synthetic_ratings
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-from ajtfb_collab.fast import (random_split, encode, SliceDL, fast_collab_dls, FastDotBias, member_mse, FastLearner,
-                               fast_collab_learner, fast_fit, FAST)
-from ajtfb_collab.bench import pareto, bench_fit, scale_bench
-from ajtfb_collab.evaluate import rmse, check_folds, summary_line, evaluate_folds, fit_predict, fit_on_all
-from ajtfb_collab.data import load_split
-from ajtfb_collab.models import model_kind
-from ajtfb_collab.core import squash, BadValueError
+from ajtfb_collab.core import BadValueError, random_split
+from ajtfb_collab.synthetic import synthetic_ratings
+from ajtfb_collab.fast import (SliceDL, fast_collab_dls, FastDotBias, member_mse, FastLearner, fast_collab_learner, fast_fit, auto_bs)
 from ajtfb_collab.inference import predict_ratings
 
 
 @pytest.fixture(scope='module')
 def ratings():
     return synthetic_ratings(n_users=120, n_items=50, n_ratings=4000, n_factors=3, noise=0.3, seed=11)
-
-
-@pytest.mark.parametrize('n,pct,seed', [(100, 0.2, 42), (1001, 0.1, 7)])
-def test_random_split_is_fastais(n, pct, seed):
-    trn, val = RandomSplitter(pct, seed=seed)(list(range(n)))
-    t, v = random_split(n, pct, seed)
-    assert list(t) == list(trn) and list(v) == list(val)
-
-
-def test_encode_sorted_with_na_and_unknown_zero():
-    codes, classes = encode(pd.Series(['b', 'a', 'b']))
-    assert classes == ['#na#', 'a', 'b'] and codes.tolist() == [2, 1, 2]
-    assert encode(pd.Series(['a', 'zzz']), classes)[0].tolist() == [1, 0]
 
 
 def test_slice_dl_covers_each_row_once_and_reshuffles():
@@ -131,57 +112,6 @@ def test_learner_rejects_bad_sizes(ratings):
     with pytest.raises(ValueError, match='n_members'): fast_collab_learner(fast_collab_dls(ratings), n_members=0)
 
 
-def test_bench_fit_needs_a_recipe(ratings):
-    with pytest.raises(BadValueError, match="needs a TrainRecipe"): bench_fit('fastest', ratings)
-    row = bench_fit(FAST.but(epochs=5, n_factors=4, dls_kwargs=dict(bs=128)), ratings, seed=0)
-    assert row['recipe'] == 'fast' and row['valid_mse'] < ratings.rating.var()
-
-
-def test_pareto():
-    t = pd.DataFrame(dict(seconds=[1, 2, 3, 1], valid_mse=[0.9, 0.8, 0.85, 0.95]))
-    assert pareto(t).tolist() == [True, True, False, False]
-
-
-def test_scale_bench_small():
-    t = scale_bench((200_000,), progress=False)
-    row = t.loc[200_000]
-    # the sizes it promises: 50 ratings a user, 250 an item, 80% of them trained on in batches of 1,024
-    assert (row['users'], row['items'], row['steps']) == (4000, 800, math.ceil(160_000 / 1024)) and not row['sparse']
-    assert row.ms_per_step == pytest.approx(1000 * row.epoch_s / row.steps)
-    assert row.valid_mse < 0.9 * row.rating_var  # one epoch learns much of the low-rank truth
-    assert row.peak_rss_mb > 100  # the fresh process's own peak: torch alone takes more than this
-
-
-def test_rmse_clips_and_folds_checked():
-    assert math.isclose(rmse([0, 6, 3], [1, 5, 4]), math.sqrt(1 / 3))
-    with pytest.raises(ValueError, match="'u6'"): check_folds('u1,u6')
-    assert check_folds(['u2']) == ['u2']
-    t = pd.DataFrame(dict(rmse=[0.9, 0.8]), index=['u2', 'mean'])
-    assert summary_line(t) == 'mean_rmse=0.8000 u1_rmse=nan'
-
-
-def test_evaluate_folds_on_tiny_folder(tiny_ml100k):
-    kw = dict(n_members=2, n_factors=2, epochs=2)
-    t = evaluate_folds('u1,u2', path=tiny_ml100k, progress=False, **kw)
-    assert list(t.index) == ['u1', 'u2', 'mean'] and (t.n_test == 3).all()
-    for fold in ('u1', 'u2'):  # each fold's RMSE is that of its own fit, clipped to the 1-5 scale
-        train, test = load_split(fold, tiny_ml100k)
-        assert t.loc[fold, 'rmse'] == pytest.approx(rmse(np.clip(fit_predict(train, test, **kw), 1, 5), test.rating), abs=1e-6)
-    assert t.loc['mean', 'rmse'] == pytest.approx(t.rmse[['u1', 'u2']].mean())
-
-
-def test_fit_predict_scores_unknown_titles(ratings):
-    train, test = ratings.iloc[:3000], ratings.iloc[3000:].copy()
-    test.iloc[0, test.columns.get_loc('title')] = 'Never Rated'
-    kw = dict(n_members=2, n_factors=4, epochs=2)
-    pred, learn = fit_predict(train, test, **kw), fit_on_all(train, **kw)  # the same seed: the same model
-    kind, u = model_kind(learn.model), learn.dls.classes['user'].index(test.user.iloc[0])
-    # the unknown title: the user's bias with the mean item bias and no factors, per member, averaged
-    want = squash(kind.user_bias()[u] + kind.item_bias()[1:].mean(0), kind.y_range).mean().item()
-    assert pred[0] == pytest.approx(want, abs=1e-5)
-    assert np.allclose(pred[1:], predict_ratings(learn, test.iloc[1:]), atol=1e-6)  # the rest: the model's own
-
-
 class CountBatches(Callback):
     def __init__(self): self.n = 0
     def after_batch(self): self.n += 1
@@ -244,14 +174,6 @@ def test_fast_learner_overrides_the_pinned_fastai():
     assert (fastai.__version__, hashlib.sha1(src.encode()).hexdigest()[:12]) == ('2.8.7', '705a60752c69'), src
 
 
-def test_core_silences_only_the_named_library_warnings():
-    "Importing the package silences a few known library warnings by their message, never a whole category."
-    import subprocess, sys
-    code = ("import warnings, ajtfb_collab.core\n"
-            "warnings.warn('a warning of the user', UserWarning)\n"
-            "warnings.warn('The given NumPy array is not writable, and PyTorch does not support non-writable tensors', UserWarning)\n"
-            "warnings.warn('`torch.jit.script` is deprecated. Please switch to `torch.compile`', FutureWarning)\n"
-            "warnings.warn('Your generator is empty.', UserWarning)\n")  # fastprogress, at each epoch of a fit with no validation set
-    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and 'a warning of the user' in res.stderr, res.stderr  # the user's own: shown
-    assert not any(w in res.stderr for w in ('not writable', 'torch.jit.script', 'generator is empty')), res.stderr  # the named ones: silenced
+def test_auto_bs_keeps_about_fifty_steps_for_small_tables():
+    assert auto_bs(80_000) == 1024 and auto_bs(2_000) == 64 and auto_bs(10_000) == 128
+    assert auto_bs(0) == 64

@@ -1,10 +1,12 @@
 "Inference and save/load on a small model trained in seconds on synthetic ratings."
 import numpy as np, pandas as pd, pytest, torch
 from fastai.collab import collab_learner
-from ajtfb_collab.data import synthetic_ratings, collab_dls
-from ajtfb_collab.chapter import seed_all
-from ajtfb_collab.models import DotProductBias, ParamDotProductBias, DotProduct, CollabNN
-from ajtfb_collab.inference import (predict_ratings, recommend, save_model, load_model, model_spec, FORMAT,
+from ajtfb_collab.core import seed_all
+from ajtfb_collab.data import collab_dls
+from ajtfb_collab.synthetic import synthetic_ratings
+from ajtfb_collab.models import DotProductBias, ParamDotProductBias, DotProduct
+from ajtfb_collab.chapter import CollabNN
+from ajtfb_collab.inference import (predict_ratings, recommend, save_model, load_model, FORMAT,
                                     CollabModel)
 from ajtfb_collab.interpret import most_similar, item_biases
 from fastai.learner import Learner

@@ -1,9 +1,9 @@
 "Reading a trained model: biases, factors, the PCA map, similarity."
-import numpy as np, pandas as pd, pytest, torch
+import numpy as np, pytest, torch
 import matplotlib
 matplotlib.use('Agg')
 from ajtfb_collab.core import UnknownNameError
-from ajtfb_collab.data import synthetic_ratings
+from ajtfb_collab.synthetic import synthetic_ratings
 from ajtfb_collab.chapter import BOOK
 from ajtfb_collab.interpret import item_parts, item_biases, item_factors, plot_item_biases, pca, most_similar, member_cosine
 
@@ -61,3 +61,13 @@ def test_member_cosine_averages_members():
     halves = [torch.nn.functional.cosine_similarity(f[:, h], f[1:2, h]) for h in (slice(0, 4), slice(4, 8))]
     assert torch.allclose(two, (halves[0] + halves[1]) / 2)
     assert torch.allclose(member_cosine(f, 1), torch.nn.functional.cosine_similarity(f, f[1:2]))
+
+
+def test_most_similar_leaves_out_rare_items_when_asked(learn):
+    r = synthetic_ratings(n_users=80, n_items=40, n_ratings=2500, seed=6)
+    counted = most_similar(learn, 'Movie 3', n=39, ratings=r)
+    assert (counted.n_ratings == counted.title.map(r.title.value_counts())).all()
+    cut = int(counted.n_ratings.median())
+    sturdy = most_similar(learn, 'Movie 3', n=39, min_ratings=cut, ratings=r)
+    assert (sturdy.n_ratings >= cut).all() and len(sturdy) < len(counted)
+    with pytest.raises(ValueError, match='min_ratings needs ratings'): most_similar(learn, 'Movie 3', min_ratings=5)

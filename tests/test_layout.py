@@ -6,11 +6,12 @@ import pytest
 PKG = Path(__file__).parent.parent/'ajtfb_collab'
 NBS = PKG.parent/'nbs'
 # what each module builds on comes before it (the order of the architecture, not of the file names)
-MODULE_ORDER = ('core', 'data', 'models', 'chapter', 'interpret', 'inference', 'coldstart', 'side_info', 'fast',
-                'evaluate', 'bayes', 'rank', 'distrib', 'peers', 'bench', 'cli')
+MODULE_ORDER = ('core', 'data', 'models', 'chapter', 'datasets', 'kinds', 'interpret', 'inference', 'coldstart', 'side_info',
+                'synthetic', 'fast', 'evaluate', 'bayes', 'topn', 'rank', 'distrib', 'peers', 'timing', 'bench', 'cli')
 # the order a learner reads: the chapter section by section, then what goes past it, then the tools
-READING_ORDER = ('01_data', '02_models', '03_chapter', '04_interpret', '05_inference', '06_coldstart', '07_side_info',
-                 '08_fast', '09_evaluate', '10_bayes', '11_rank', '12_distrib', '13_peers', '14_bench', '15_cli', '16_core')
+READING_ORDER = ('01_data', '02_models', '03_embeddings', '04_chapter', '05_datasets', '06_kinds', '07_interpret', '08_inference',
+                 '09_coldstart', '10_side_info', '11_synthetic', '12_fast', '13_evaluate', '14_bayes', '15_topn', '16_rank',
+                 '17_distrib', '18_peers', '19_timing', '20_bench', '21_cli', '22_core')
 
 
 def notebook_of(module: Path) -> str:
@@ -32,6 +33,12 @@ def imports_of(module: Path) -> list[tuple[str, list[str]]]:
 
 def test_every_module_has_its_place():
     assert sorted(MODULE_ORDER) == sorted(MODULES)
+
+
+def test_tests_mirror_the_modules():
+    "Each module has its own test file, `tests/test_<module>.py`."
+    tests = {p.stem.removeprefix('test_') for p in Path(__file__).parent.glob('test_*.py')}
+    assert sorted(set(MODULES) - tests) == []
 
 
 @pytest.mark.parametrize('name', sorted(MODULES))
