@@ -19,8 +19,8 @@ from .fast import FastDotBias, FastDotBiasKind, fast_collab_dls, member_mse
 from .evaluate import score_folds
 
 # %% auto #0
-__all__ = ['DENSE_SIDE_MAX', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'gibbs', 'BayesDot', 'BayesDotKind', 'bayes_dls',
-           'side_features', 'BayesLearner', 'bayes_learner', 'bayes_fit_predict', 'bayes_folds']
+__all__ = ['DENSE_SIDE_MAX', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'ToScore', 'gibbs', 'BayesDot', 'BayesDotKind',
+           'bayes_dls', 'side_features', 'BayesLearner', 'bayes_learner', 'bayes_fit_predict', 'bayes_folds']
 
 # %% ../nbs/14_bayes.ipynb #47215b61
 def _csr(rows:np.ndarray, cols:np.ndarray, shape:tuple, device) -> tuple:
@@ -179,7 +179,7 @@ def _vectors(me:Side, other:Side, ones:torch.Tensor, ys:torch.Tensor, pattern:tu
         b = b + torch.randn(me.n, K, device=z.device) @ torch.linalg.cholesky(me.Lam).T
     me.th = torch.cholesky_solve(b[:, :, None], torch.linalg.cholesky(P))[:, :, 0]
 
-# %% ../nbs/14_bayes.ipynb #67fc7447
+# %% ../nbs/14_bayes.ipynb #fea8d900
 @dataclass
 class Posterior:
     "What `gibbs` returns: kept samples, the averaged predictions for the rows to score, and a trace per sweep."
@@ -191,14 +191,101 @@ class Posterior:
     user_prior: tuple = ()  # for each kept sample: the users' prior mean (S, K) and precision (S, K, K), the noise
                             # precision alpha (S,), and each item's relative noise precision (S, n_items): a new user's posterior
 
+@dataclass
+class ToScore:
+    "Rows to predict while sampling: each sweep's prediction is averaged from `burn` on (and traced, if `ratings` are given)."
+    users: np.ndarray  # (m,) user rows
+    items: np.ndarray  # (m,) item rows
+    days: np.ndarray|None = None  # (m,) day codes, -1 for a day not seen in training
+    ratings: np.ndarray|None = None  # (m,) their ratings, to trace each sweep's error
+
+@dataclass
+class _Ratings:
+    "The training ratings as the sampler reads them: each rating's rows, value and day, and their patterns by user and by item."
+    user: torch.Tensor  # (n,) user row of each rating
+    item: torch.Tensor  # (n,) item row
+    value: torch.Tensor  # (n,) the rating
+    by_user: tuple  # CSR pattern of the users x items matrix (`_csr`), and by item below
+    by_item: tuple
+    count_by_user: torch.Tensor  # (n_users, n_items) sparse, a 1 per rating: sums each user's terms over their ratings
+    count_by_item: torch.Tensor  # (n_items, n_users)
+    day: torch.Tensor|None = None  # (n,) day code of each rating
+
+def _ratings(u, i, r, n_users:int, n_items:int, days, dev) -> _Ratings:
+    as_t = lambda a, dtype=torch.long: torch.as_tensor(np.asarray(a), dtype=dtype, device=dev)
+    by_user = _csr(np.asarray(u), np.asarray(i), (n_users, n_items), dev)
+    by_item = _csr(np.asarray(i), np.asarray(u), (n_items, n_users), dev)
+    ones = torch.ones(len(r), device=dev)
+    return _Ratings(as_t(u), as_t(i), as_t(r, torch.float32), by_user, by_item, _spmat(by_user, ones), _spmat(by_item, ones),
+                    None if days is None else as_t(days))
+
+def _draw_side(me:Side, other:Side, counts, y:torch.Tensor, pattern:tuple, alpha:float, mu:float, sample:bool, lam:float):
+    "One side's turn: its prior (or, for the mode, its side-information weights at weight decay `lam`), then its vectors."
+    if sample: _hyper(me)
+    elif me.F is not None: me.lam_b = lam; _side_weights(me, sample=False)
+    _vectors(me, other, counts, _spmat(pattern, y), pattern, alpha, mu, sample)
+
+def _explained(users:Side, items:Side, user:torch.Tensor, item:torch.Tensor) -> torch.Tensor:
+    "(n,) what the vectors explain of each rating of `user`, `item`: both biases and the dot product (no global mean, no day)."
+    return users.th[user, 0] + items.th[item, 0] + (users.th[user, 1:] * items.th[item, 1:]).sum(1)
+
+def _draw_mean(left:torch.Tensor, weight:torch.Tensor, alpha:float, sample:bool) -> float:
+    "The global mean given what is `left` of each rating, each weighted by its relative noise precision (a nearly flat prior)."
+    prec = alpha * float(weight.sum()) + 1e-2
+    return float(alpha * (weight * left).sum() / prec + (torch.randn(()) / math.sqrt(prec) if sample else 0))
+
+def _draw_day_biases(left:torch.Tensor, weight:torch.Tensor, day:torch.Tensor, n_days:int, alpha:float, prior_prec:float,
+                     sample:bool) -> tuple[torch.Tensor, float]:
+    "Each day's bias given what is `left` of its ratings (one-hot days: all at once), and their prior precision: `(biases, precision)`."
+    prec = alpha * torch.zeros(n_days, device=left.device).index_add_(0, day, weight) + prior_prec  # (n_days,)
+    bias = torch.zeros(n_days, device=left.device).index_add_(0, day, alpha * weight * left) / prec
+    if not sample: return bias, prior_prec
+    bias = bias + torch.randn(n_days, device=left.device) / prec.sqrt()
+    return bias, float(_gamma(1 + n_days / 2, 1 + float((bias ** 2).sum()) / 2))
+
+def _draw_noise(users:Side, items:Side, data:_Ratings, sq_err:torch.Tensor, alpha:float, hetero:float|None) -> float:
+    "Each row's relative noise precision (with `hetero`, its prior Gamma(hetero, hetero)), then the global precision: the new `alpha`."
+    if hetero:
+        for me, other, rows, other_rows in ((users, items, data.user, data.item), (items, users, data.item, data.user)):
+            sq_sum = torch.zeros(me.n, device=sq_err.device).index_add_(0, rows, alpha * other.w[other_rows] * sq_err)
+            count = torch.bincount(rows, minlength=me.n).float()
+            me.w = _gamma(hetero + count.cpu() / 2, hetero + sq_sum.cpu() / 2).float().to(sq_err.device)
+    return float(_gamma(1 + len(sq_err) / 2, 1 + float((users.w[data.user] * items.w[data.item] * sq_err).sum()) / 2))
+
+def _sample(users:Side, items:Side, mu:float, alpha:float) -> tuple:
+    "What is kept of a sweep: user vectors, item vectors with the global mean in their bias, and a new user's prior."
+    return (users.th.clone(), torch.cat([items.th[:, :1] + mu, items.th[:, 1:]], 1),
+            (users.m.clone(), users.Lam.clone(), torch.tensor(alpha), items.w.clone()))
+
+# %% ../nbs/14_bayes.ipynb #67b33b1e
+class _Scorer:
+    "Predictions of the rows to score at every sweep, averaged from `burn` on; their error traced when the ratings are known."
+    def __init__(self, s:ToScore, dev, with_days:bool):
+        as_t = lambda a, dtype=torch.long: torch.as_tensor(np.asarray(a), dtype=dtype, device=dev)
+        self.user, self.item = as_t(s.users), as_t(s.items)
+        has_days = s.days is not None and with_days
+        self.day = as_t(np.maximum(s.days, 0)) if has_days else None  # an unknown day (-1) gets no day bias
+        self.day_known = as_t(np.asarray(s.days) >= 0, torch.float32) if has_days else None
+        self.target = None if s.ratings is None else as_t(s.ratings, torch.float32)
+        self.sum, self.n = torch.zeros(len(self.user), device=dev), 0
+    def add(self, users:Side, items:Side, mu:float, day_bias, averaged:bool) -> dict:
+        "This sweep's predictions, added to the average if `averaged`: the trace's columns for them."
+        p = mu + _explained(users, items, self.user, self.item)  # (m,)
+        if self.day is not None: p = p + day_bias[self.day] * self.day_known
+        if averaged: self.sum += p; self.n += 1
+        if self.target is None: return {}
+        avg = self.sum / self.n if averaged else p
+        return dict(score_mse=float(((p - self.target) ** 2).mean()), score_mse_avg=float(((avg - self.target) ** 2).mean()))
+    def mean(self) -> np.ndarray: return (self.sum / self.n).cpu().numpy()
+
+# %% ../nbs/14_bayes.ipynb #8341c770
 def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user rows, item rows, ratings
           n_users:int, n_items:int, n_factors:int=10,
           n_iter:int=300, burn:int=50, # sweeps, and sweeps left out of the averages at the start
           keep:int=50, # samples kept (evenly spaced after `burn`) for the model; predictions average every sweep
           user_feats=None, item_feats=None, # side information (n_users, p), (n_items, q): dense, SciPy or torch sparse
           days:np.ndarray|None=None, n_days:int=0, # day code of each training rating (a bias per day)
-          score_u:np.ndarray|None=None, score_i:np.ndarray|None=None, # rows to predict, averaged over sweeps
-          score_days:np.ndarray|None=None, score_r:np.ndarray|None=None, # their days (-1: unknown), ratings
+          score:ToScore|None=None, # rows to predict, averaged over the sweeps
           hetero:float|None=10., # noise precision per user and per item, prior Gamma(hetero, hetero); None: one for all
           sample:bool=True, # False: the mode (alternating least squares with weight decay `lam`), not the posterior
           lam:float=10., # weight decay of the mode (and the starting prior precision of the sampler)
@@ -208,73 +295,34 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
     if n_iter <= burn: raise BadValueError(f"n_iter ({n_iter}) must be larger than burn ({burn})")
     dev = torch.device(device or default_device())
     if seed is not None: torch.manual_seed(seed)
-    K, n = n_factors + 1, len(r)
-    T = lambda a, dt=torch.long: torch.as_tensor(np.asarray(a), dtype=dt, device=dev)
-    ru, ri, rr = T(u), T(i), T(r, torch.float32)
-    pat_u, pat_i = _csr(np.asarray(u), np.asarray(i), (n_users, n_items), dev), _csr(np.asarray(i), np.asarray(u), (n_items, n_users), dev)
-    ones = torch.ones(n, device=dev)
-    ones_u, ones_i = _spmat(pat_u, ones), _spmat(pat_i, ones)
-    U, V = Side(n_users, K, user_feats, dev, lam), Side(n_items, K, item_feats, dev, lam)  # features: dense or sparse
-    mu, alpha, d, lam_d = float(rr.mean()), 1.0, None, lam
-    if days is not None: rd, d = T(days), torch.zeros(n_days, device=dev)
-    scoring = score_u is not None
-    if scoring:
-        su, si = T(score_u), T(score_i)
-        sd = T(np.maximum(score_days, 0)) if score_days is not None and days is not None else None
-        sknown = T(np.asarray(score_days) >= 0, torch.float32) if sd is not None else None
-        pred_sum = torch.zeros(len(su), device=dev)
-        targ = None if score_r is None else T(score_r, torch.float32)
-    every = max(1, (n_iter - burn) // max(keep, 1))
-    kept_u, kept_i, kept_p, n_avg, rows = [], [], [], 0, []
-    start = time.perf_counter()
-    for it in (progress_bar(range(n_iter), leave=False) if progress else range(n_iter)):
+    data = _ratings(u, i, r, n_users, n_items, days, dev)
+    K = n_factors + 1  # the bias, then the factors
+    users, items = Side(n_users, K, user_feats, dev, lam), Side(n_items, K, item_feats, dev, lam)
+    mu, alpha = float(data.value.mean()), 1.0
+    day_bias, day_prec = (torch.zeros(n_days, device=dev), lam) if days is not None else (None, lam)
+    scorer = _Scorer(score, dev, days is not None) if score is not None else None
+    every = max(1, (n_iter - burn) // max(keep, 1))  # keep a sample every `every` sweeps after `burn`
+    kept, rows, start = [], [], time.perf_counter()
+    for sweep in (progress_bar(range(n_iter), leave=False) if progress else range(n_iter)):
         t_sweep = time.perf_counter()
-        y = rr - d[rd] if d is not None else rr  # ratings less the day biases
-        for me, other, pat, ones_m in ((U, V, pat_u, ones_u), (V, U, pat_i, ones_i)):
-            if sample: _hyper(me)
-            elif me.F is not None: me.lam_b = lam; _side_weights(me, sample=False)
-            _vectors(me, other, ones_m, _spmat(pat, y), pat, alpha, mu, sample)
-        fit = U.th[ru, 0] + V.th[ri, 0] + (U.th[ru, 1:] * V.th[ri, 1:]).sum(1)  # (n,) without mu and the days
-        wr = U.w[ru] * V.w[ri]
-        res = y - fit
-        prec = alpha * float(wr.sum()) + 1e-2
-        mu = float(alpha * (wr * res).sum() / prec + (torch.randn(()) / math.sqrt(prec) if sample else 0))
-        if d is not None:  # each day's bias: one-hot, so all days at once
-            rs = rr - mu - fit
-            pd_ = alpha * torch.zeros(n_days, device=dev).index_add_(0, rd, wr) + lam_d
-            d = torch.zeros(n_days, device=dev).index_add_(0, rd, alpha * wr * rs) / pd_
-            if sample:
-                d = d + torch.randn(n_days, device=dev) / pd_.sqrt()
-                lam_d = float(_gamma(1 + n_days / 2, 1 + float((d ** 2).sum()) / 2))
-            fit = fit + d[rd]
-        e2 = (rr - mu - fit) ** 2
-        if sample:
-            if hetero:
-                for me, other, idx, oidx in ((U, V, ru, ri), (V, U, ri, ru)):
-                    ss = torch.zeros(me.n, device=dev).index_add_(0, idx, alpha * other.w[oidx] * e2)
-                    cnt = torch.bincount(idx, minlength=me.n).float()
-                    me.w = _gamma(hetero + cnt.cpu() / 2, hetero + ss.cpu() / 2).float().to(dev)
-            alpha = float(_gamma(1 + n / 2, 1 + float((U.w[ru] * V.w[ri] * e2).sum()) / 2))
-        row = dict(sweep=it, alpha=alpha, train_mse=float(e2.mean()))
-        if it >= burn:
-            n_avg += 1
-            if (it - burn) % every == 0 and len(kept_u) < keep:
-                kept_u.append(U.th.clone()); kept_i.append(torch.cat([V.th[:, :1] + mu, V.th[:, 1:]], 1))
-                kept_p.append((U.m.clone(), U.Lam.clone(), torch.tensor(alpha), V.w.clone()))
-        if scoring:
-            p = mu + U.th[su, 0] + V.th[si, 0] + (U.th[su, 1:] * V.th[si, 1:]).sum(1)
-            if sd is not None: p = p + d[sd] * sknown
-            if it >= burn: pred_sum += p
-            if targ is not None:
-                avg = pred_sum / n_avg if it >= burn else p
-                row.update(score_mse=float(((p - targ) ** 2).mean()), score_mse_avg=float(((avg - targ) ** 2).mean()))
+        y = data.value - day_bias[data.day] if day_bias is not None else data.value  # the ratings less the day biases
+        _draw_side(users, items, data.count_by_user, y, data.by_user, alpha, mu, sample, lam)
+        _draw_side(items, users, data.count_by_item, y, data.by_item, alpha, mu, sample, lam)
+        explained, weight = _explained(users, items, data.user, data.item), users.w[data.user] * items.w[data.item]
+        mu = _draw_mean(y - explained, weight, alpha, sample)
+        if day_bias is not None:
+            day_bias, day_prec = _draw_day_biases(data.value - mu - explained, weight, data.day, n_days, alpha, day_prec, sample)
+            explained = explained + day_bias[data.day]
+        sq_err = (data.value - mu - explained) ** 2
+        if sample: alpha = _draw_noise(users, items, data, sq_err, alpha, hetero)
+        row = dict(sweep=sweep, alpha=alpha, train_mse=float(sq_err.mean()))
+        if sweep >= burn and (sweep - burn) % every == 0 and len(kept) < keep: kept.append(_sample(users, items, mu, alpha))
+        if scorer is not None: row.update(scorer.add(users, items, mu, day_bias, averaged=sweep >= burn))
         rows.append(dict(row, seconds=time.perf_counter() - t_sweep))
-    if not sample:  # the mode: one "sample", the last
-        kept_u, kept_i = [U.th.clone()], [torch.cat([V.th[:, :1] + mu, V.th[:, 1:]], 1)]
-        kept_p = [(U.m.clone(), U.Lam.clone(), torch.tensor(alpha), V.w.clone())]
-    prior = tuple(torch.stack([p[j].float().cpu() for p in kept_p]) for j in range(4))
-    return Posterior(torch.stack(kept_u).cpu(), torch.stack(kept_i).cpu(),
-                     (pred_sum / n_avg).cpu().numpy() if scoring else np.zeros(0, np.float32),
+    if not sample: kept = [_sample(users, items, mu, alpha)]  # the mode: one "sample", the last
+    prior = tuple(torch.stack([k[2][j].float().cpu() for k in kept]) for j in range(4))
+    return Posterior(torch.stack([k[0] for k in kept]).cpu(), torch.stack([k[1] for k in kept]).cpu(),
+                     scorer.mean() if scorer is not None else np.zeros(0, np.float32),
                      pd.DataFrame(rows).set_index('sweep'), time.perf_counter() - start, prior)
 
 # %% ../nbs/14_bayes.ipynb #da5ab9de
@@ -377,13 +425,13 @@ class BayesLearner(Learner):
         x, y = self.dls.train.x.cpu().numpy(), self.dls.train.y.cpu().numpy()
         vx, vy = self.dls.valid.x.cpu().numpy(), self.dls.valid.y.cpu().numpy()
         Fu, Fi = side_features(self.dls, self.side, self.data_path)
-        days = getattr(self.dls, 'days', None) if 'days' in self.side else None
-        day_kw = dict(days=days[0], n_days=days[2], score_days=days[1]) if days is not None else {}
+        days = getattr(self.dls, 'days', None) if 'days' in self.side else None  # (train codes, valid codes, n_days)
         show = any(type(cb).__name__ == 'ProgressCallback' for cb in self.cbs)
         post = gibbs(x[:, 0], x[:, 1], y, *[len(c) for c in self.dls.classes.values()], self.n_factors,
                      n_iter=n_epoch, burn=min(self.burn, n_epoch - 1), keep=self.keep, user_feats=Fu, item_feats=Fi,
-                     score_u=vx[:, 0], score_i=vx[:, 1], score_r=vy, hetero=self.hetero, sample=self.sample,
-                     lam=self.lam, seed=None, device=self.dls.device, progress=show, **day_kw)
+                     days=None if days is None else days[0], n_days=0 if days is None else days[2],
+                     score=ToScore(vx[:, 0], vx[:, 1], None if days is None else days[1], vy), hetero=self.hetero,
+                     sample=self.sample, lam=self.lam, seed=None, device=self.dls.device, progress=show)
         self.posterior, self.model = post, BayesDot.from_posterior(post).to(self.dls.device)
         valid = float(np.mean((post.pred - vy) ** 2)) if len(vy) else float('nan')
         self.recorder.values = L([[float(post.trace.train_mse.iloc[-1]), valid]])

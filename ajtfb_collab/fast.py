@@ -137,7 +137,7 @@ class FastDotBias(nn.Module):
             return res
         return res.mean(-1)
 
-# %% ../nbs/12_fast.ipynb #a8dc61b3
+# %% ../nbs/12_fast.ipynb #193e6cf4
 @register
 class FastDotBiasKind(EmbeddingDotBiasKind):
     "`FastDotBias`, with one member or several."

@@ -1,7 +1,7 @@
 "The Gibbs sampler: it recovers known factors better than the mode, and its model is one more kind of the library."
 import numpy as np, pandas as pd, pytest, torch
 from helpers import low_rank_data, table_rmse
-from ajtfb_collab.bayes import BAYES, BayesDot, Side, gibbs, wishart, _side_weights
+from ajtfb_collab.bayes import BAYES, BayesDot, Side, ToScore, gibbs, wishart, _side_weights
 from ajtfb_collab.inference import load_model, predict_ratings, recommend, save_model
 from ajtfb_collab.kinds import model_kind
 
@@ -120,3 +120,14 @@ def test_exact_fold_in_recovers_a_known_user():
     corr = lambda a: np.corrcoef(a.numpy(), own.numpy())[0, 1]
     assert corr(new) > 0.95 and corr(mean_user) < 0.8
     assert (new - own).abs().mean() < 0.15 < (mean_user - own).abs().mean()
+
+
+def test_rows_to_score_are_averaged_from_burn_and_traced():
+    u, i, r, _ = low_rank_data(n_users=60, n_items=40, n_ratings=1200, seed=4)
+    rows = ToScore(u[:100], i[:100], ratings=r[:100])
+    post = gibbs(u, i, r, 61, 41, n_factors=3, n_iter=20, burn=5, keep=3, score=rows, progress=False, device='cpu')
+    assert post.pred.shape == (100,) and list(post.trace.columns) == ['alpha', 'train_mse', 'score_mse', 'score_mse_avg', 'seconds']
+    mse = post.trace.score_mse_avg.iloc[-1]
+    assert mse == pytest.approx(float(np.mean((post.pred - r[:100]) ** 2)), rel=1e-5)  # the last average is the prediction
+    assert mse < post.trace.score_mse.iloc[5:].mean()  # averaging the draws beats a single draw
+    with pytest.raises(ValueError, match='must be larger than burn'): gibbs(u, i, r, 61, 41, n_iter=5, burn=5)
