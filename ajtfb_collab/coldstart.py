@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_coldstart.ipynb #033714f3
 from __future__ import annotations
-from .core import BadValueError, UnknownNameError, vocab, columns, to_codes, as_vocab_type, seed_all, rmse
+from .core import BadValueError, UnknownNameError, vocab, columns, to_codes, as_vocab_type, seed_all, rmse, plain
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastai.tabular.all import (TabularPandas, Categorify, Normalize, RegressionBlock, TabDataLoader, RandomSplitter,
@@ -12,12 +12,13 @@ from fastai.tabular.all import (TabularPandas, Categorify, Normalize, Regression
 from .data import load_ratings, load_users
 from .kinds import model_kind
 from .chapter import BOOK
-from .inference import predict_ratings, train_mean
+from .datasets import on_scale, scale_text
+from .inference import predict_ratings, train_mean, training_scale, item_of
 
 # %% auto #0
-__all__ = ['META_CATS', 'META_CONTS', 'LAMS', 'hold_out_users', 'sign_up_split', 'user_parts', 'score_users', 'UserMetaModel',
-           'fold_in_answers', 'fold_in_user', 'fold_in_scores', 'cross_fitted_scores', 'recommend_new_user',
-           'cold_start_table']
+__all__ = ['META_CATS', 'META_CONTS', 'LAMS', 'MAX_ANSWERS', 'hold_out_users', 'sign_up_split', 'user_parts', 'score_users',
+           'UserMetaModel', 'fold_in_answers', 'fold_in_user', 'fold_in_scores', 'cross_fitted_scores', 'answers_scale',
+           'check_answers', 'recommend_new_user', 'recommend_new_users', 'cold_start_table']
 
 # %% ../nbs/09_coldstart.ipynb #c22b7eb9
 def hold_out_users(ratings:pd.DataFrame, frac:float=0.1, seed:int=42, user_name:str='user'
@@ -95,10 +96,10 @@ def fold_in_answers(learn, answers:pd.DataFrame, # ratings of new users (user, i
     _, i_col, r_col = columns(learn)
     item_name, rating_name = item_name or i_col, rating_name or r_col
     users = list(pd.unique(answers[user_name])) if users is None else list(users)
-    rows = torch.as_tensor(answers[user_name].map({u: i for i, u in enumerate(users)}).to_numpy(dtype=np.int64))  # (n_answers,)
+    rows = torch.tensor(answers[user_name].map({u: i for i, u in enumerate(users)}).to_numpy(dtype=np.int64))  # (n_answers,)
     items = torch.as_tensor(to_codes(answers[item_name], vocab(learn)[i_col]))  # (n_answers,) rows of the model's items
     if (items == 0).any(): raise UnknownNameError(f"unknown item(s) in answers: {sorted(map(str, set(answers[item_name][items.numpy() == 0])))[:5]}")
-    y = torch.as_tensor(answers[rating_name].to_numpy(dtype=np.float32))
+    y = torch.tensor(answers[rating_name].to_numpy(dtype=np.float32))  # copies: pandas may hand out read-only arrays
     vecs, bias = model_kind(learn.model).fold_in(rows, items, y, len(users), prior_vecs, prior_bias, lam=lam, steps=steps, lr=lr)
     return users, vecs, bias
 
@@ -138,6 +139,40 @@ def cross_fitted_scores(learn, answers:pd.DataFrame, scored:pd.DataFrame, users:
         out[s.index] = p
     return out.values, chosen
 
+# %% ../nbs/09_coldstart.ipynb #aa1d782c
+MAX_ANSWERS = 200  # a new user's answers, at most: more is not a sign-up, it is a user to train on
+
+def answers_scale(learn) -> tuple|None:
+    "The scale a new user's answers must be on: the model's training ratings' (`training_scale`), an older file's `y_range`; `None` for a ranker."
+    if model_kind(learn.model).ranks: return None
+    scale = training_scale(learn)
+    if scale is None and model_kind(learn.model).y_range is not None: lo, hi = model_kind(learn.model).y_range; scale = (float(lo), float(hi), None)
+    return scale
+
+def check_answers(learn, answers:pd.DataFrame, # a new user's ratings: item and rating columns (items by id or exact name)
+                  item_name:str|None=None, rating_name:str|None=None # its columns; `None`: the model's own
+                 ) -> pd.DataFrame:
+    "`answers` as the model's items and ratings, or one error naming what is wrong: too many, an unknown item, one rated twice, a rating off the scale."
+    _, i_col, r_col = columns(learn)
+    item_name, rating_name = item_name or i_col, rating_name or r_col
+    missing = [c for c in (item_name, rating_name) if c not in answers.columns]
+    if missing: raise BadValueError(f"no column {', '.join(map(repr, missing))} (columns: {', '.join(map(str, answers.columns))})")
+    if len(answers) > MAX_ANSWERS: raise BadValueError(f"{len(answers)} answers: at most {MAX_ANSWERS} (rate fewer movies)")
+    given, items = list(answers[item_name]), item_of(learn, list(answers[item_name]))
+    known = set(list(vocab(learn).values())[1][1:])
+    unknown = [str(g) for g, it in zip(given, items) if it not in known]
+    if unknown: raise UnknownNameError(f"unknown item(s) in answers: {sorted(set(unknown))[:5]}")
+    twice = pd.Series(items)[pd.Series(items).duplicated()].unique()
+    if len(twice): raise BadValueError(f"answers rate {', '.join(repr(str(t)) for t in twice[:5])} more than once: keep one rating per item")
+    r = pd.to_numeric(answers[rating_name], errors='coerce').to_numpy(dtype=np.float64)
+    scale = answers_scale(learn)
+    bad = ~np.isfinite(r) if scale is None else ~on_scale(r, scale)
+    if bad.any():
+        j = int(np.argmax(bad))
+        where = 'a finite number' if scale is None else f"on the model's scale, {scale_text(scale)}"
+        raise BadValueError(f"rating {plain(answers[rating_name].iloc[j])!r} for {str(given[j])!r} is not {where}")
+    return pd.DataFrame({i_col: items, r_col: r})
+
 # %% ../nbs/09_coldstart.ipynb #174a8757
 def recommend_new_user(learn, ratings:pd.DataFrame|None=None, # the new user's answers: item and rating columns
                        meta:pd.DataFrame|None=None, # one row of user metadata (age, gender, occupation, zip)...
@@ -161,6 +196,25 @@ def recommend_new_user(learn, ratings:pd.DataFrame|None=None, # the new user's a
     recs = pd.DataFrame({i_col: items, 'prediction': preds})
     if ratings is not None: recs = recs[~recs[i_col].isin(as_vocab_type(ratings[item_name], vocab(learn)[i_col]))]
     return recs.sort_values('prediction', ascending=False).head(n).reset_index(drop=True)
+
+# %% ../nbs/09_coldstart.ipynb #51d5083c
+def recommend_new_users(learn, answers:list, # each new user's checked answers (`check_answers`): the model's item and rating columns
+                        n:int=10) -> list[pd.DataFrame]:
+    "Top-`n` items for each of several new users, from their answers: one fold-in for all of them, a table each."
+    _, i_col, _ = columns(learn)
+    some = [j for j, a in enumerate(answers) if len(a)]
+    if some: _, vecs, bias = fold_in_answers(learn, pd.concat([answers[j].assign(user=j) for j in some]), users=some)
+    uf, ub = user_parts(learn.model)
+    blank = (uf[1:].mean(0), None) if ub is None else (torch.zeros(uf.shape[1]), ub[1:].mean(0))  # nothing known: as `recommend_new_user`
+    vb = [(vecs[some.index(j)], None if bias is None else bias[some.index(j)]) if j in some else blank for j in range(len(answers))]
+    b = None if vb[0][1] is None else torch.stack([b for _, b in vb])
+    preds = model_kind(learn.model).score_all(torch.stack([v for v, _ in vb]), b)  # (n_users, n_items), `#na#` first
+    items, out = vocab(learn)[i_col], []
+    for p, a in zip(preds, answers):
+        p[0] = float('-inf'); p[torch.as_tensor(to_codes(a[i_col], items))] = float('-inf')  # never `#na#`, nor what they rated
+        top = p.topk(min(n, len(items) - 1 - len(a))).indices  # best first
+        out.append(pd.DataFrame({i_col: [items[k] for k in top.tolist()], 'prediction': p[top].numpy()}))
+    return out
 
 # %% ../nbs/09_coldstart.ipynb #1755e191
 def cold_start_table(ratings:pd.DataFrame|None=None, users:pd.DataFrame|None=None, seed:int=42, ks=(1, 3, 5, 10, 20)

@@ -5,16 +5,18 @@
 # %% ../nbs/08_inference.ipynb #bebd2b70
 from __future__ import annotations
 import os, tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from .core import (BadValueError, BadFileError, MissingFileError, UnknownNameError, Vocab, vocab, columns,
                                to_codes, as_vocab_type, unknown_name, squash, plain)
 import numpy as np, pandas as pd, torch
 from torch import nn
+from .datasets import rating_scale, scale_text
 from .kinds import ModelKind, model_kind, build_model
 
 # %% auto #0
-__all__ = ['FORMAT', 'train_mean', 'predict_ratings', 'recommend', 'model_spec', 'CollabModel', 'save_model', 'load_model']
+__all__ = ['FORMAT', 'train_mean', 'predict_ratings', 'recommend', 'model_spec', 'CollabModel', 'training_scale', 'item_counts',
+           'save_model', 'load_model', 'item_of']
 
 # %% ../nbs/08_inference.ipynb #a327a3cd
 def _bias_fallback(kind:ModelKind, ui:np.ndarray, ii:np.ndarray) -> np.ndarray:
@@ -101,15 +103,21 @@ class CollabModel:
     classes: dict  # {user_name: [#na#, users...], item_name: [#na#, items...]}
     train_mean: float
     rating_name: str = 'rating'  # the rating column of the data it was trained on
+    scale: tuple|None = None  # its training ratings' `(lowest, highest, step)` (`rating_scale`); None for a ranker
+    names: list|None = None  # a name for each item, in the order of `classes` (`#na#` first), when items are ids
+    counts: list|None = None  # how many training ratings each item had, in the same order
+    info: dict = field(default_factory=dict)  # what it was trained on and how: plain values (`trained_on`, `valid_loss`...)
 
     def __repr__(self):  # a summary: the vocabularies can hold tens of thousands of names
         kind, (user_name, item_name) = model_kind(self.model), list(self.classes)
         s = kind.summary()
         members = f" x {s['members']} members" if s['members'] > 1 else ''
-        scale = ('scores items (a ranker: no rating scale)' if kind.ranks else  # its "mean" would be a neutral logit, 0
-                 f"y_range={s['y_range']}, ratings in {self.rating_name!r}, train mean {self.train_mean:.3f}")
+        if kind.ranks: how = 'scores items (a ranker: no rating scale)'  # its "mean" would be a neutral logit, 0
+        else:
+            on = scale_text(self.scale) if self.scale else f"y_range {s['y_range']}"
+            how = f"ratings in {self.rating_name!r} on {on}, train mean {self.train_mean:.3f}"
         return (f"CollabModel({s['kind']}: {s['users']:,} {user_name} x {s['items']:,} {item_name}, "
-                f"{s['factors']} factors{members}, {scale})")
+                f"{s['factors']} factors{members}, {how})")
 
 # %% ../nbs/08_inference.ipynb #b5324b87
 def _atomic_save(obj, path:Path):
@@ -122,13 +130,38 @@ def _atomic_save(obj, path:Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
 
-def save_model(learn, path) -> Path:
+def training_scale(learn) -> tuple|None:
+    "The scale of the ratings `learn` was trained on (`rating_scale`): saved with a `CollabModel`, read off a `Learner`'s data; `None` for a ranker."
+    if hasattr(learn, 'scale') and not hasattr(learn, 'dls'): return learn.scale  # a loaded model: what was saved
+    if model_kind(learn.model).ranks: return None  # its targets are items, not ratings
+    train = learn.dls.train
+    y = train.y if hasattr(train, 'y') else train.dataset.ys.values  # the fast path's tensors, or fastai's table
+    lo, hi, step = rating_scale(np.asarray(y.cpu() if torch.is_tensor(y) else y).ravel())
+    return lo, hi, step
+
+def item_counts(learn) -> list|None:
+    "How many training ratings each item of `learn` had (`#na#` first): saved with a `CollabModel`, counted from a `Learner`'s data."
+    if not hasattr(learn, 'dls'): return getattr(learn, 'counts', None)
+    train, n_items = learn.dls.train, len(list(vocab(learn).values())[1])
+    rows = train.x[:, 1].cpu() if hasattr(train, 'x') else torch.as_tensor(train.dataset.xs.iloc[:, 1].to_numpy())  # item rows
+    return torch.bincount(rows.long(), minlength=n_items).tolist()
+
+def save_model(learn, path,
+               names:list|None=None, # a name for each item of the model's vocabulary (`#na#` first), when its items are ids
+               info:dict|None=None # what it was trained on and how, as plain values: shown by the page and `CollabModel`
+              ) -> Path:
     "Save the model of `learn` (a `Learner` or `CollabModel`) to `path`: weights and plain data, no pickle."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = learn.model
+    model, items = learn.model, list(vocab(learn).values())[1]
+    names = names if names is not None else getattr(learn, 'names', None)
+    if names is not None and len(names) != len(items): raise BadValueError(f"{len(names)} names for {len(items)} items (`#na#` first)")
+    scale = training_scale(learn)
     payload = {'format': FORMAT, 'spec': model_spec(model), 'train_mean': train_mean(learn), 'rating_name': columns(learn)[2],
                'classes': {k: [plain(v) for v in vs] for k, vs in vocab(learn).items()},
+               'scale': None if scale is None else [plain(v) for v in scale],
+               'names': None if names is None else [str(n) for n in names], 'counts': item_counts(learn),
+               'info': {k: plain(v) for k, v in {**getattr(learn, 'info', {}), **(info or {})}.items()},
                'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     _atomic_save(payload, path)
     return path
@@ -152,5 +185,16 @@ def load_model(path) -> CollabModel:
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise BadFileError(f"{path}: the weights do not fit the model it describes ({_brief(e)})") from None
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    scale = p.get('scale')  # an older file has none: its y_range stands in where a scale is needed
     return CollabModel(model.to(dev).eval(), {k: Vocab(v) for k, v in p['classes'].items()}, p['train_mean'],
-                       p.get('rating_name', 'rating'))
+                       p.get('rating_name', 'rating'), None if scale is None else tuple(scale), p.get('names'), p.get('counts'),
+                       p.get('info') or {})
+
+# %% ../nbs/08_inference.ipynb #b3c7793a
+def item_of(learn, values) -> list:
+    "The model's item for each of `values`: an item of its vocabulary (typed text converted), or the exact name of one; unknown ones as given."
+    items = list(list(vocab(learn).values())[1])
+    known, typed = set(items[1:]), as_vocab_type(values, items)
+    names = getattr(learn, 'names', None)
+    by_name = {} if names is None else {str(n): it for n, it in zip(names[1:], items[1:])}
+    return [t if t in known else by_name.get(str(v), v) for v, t in zip(values, typed)]

@@ -15,8 +15,8 @@ from .models import DotProduct, DotProductBias, ParamDotProductBias
 from .chapter import CollabNN
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'evaluating', 'frozen', 'ModelKind', 'register', 'model_kind', 'build_model', 'y_range_data',
-           'y_range_of', 'DotKind', 'ChapterDotKind', 'EmbeddingDotBiasKind', 'NNKind', 'CollabNNKind',
+__all__ = ['MODEL_KINDS', 'evaluating', 'per_user_mean', 'frozen', 'ModelKind', 'register', 'model_kind', 'build_model',
+           'y_range_data', 'y_range_of', 'DotKind', 'ChapterDotKind', 'EmbeddingDotBiasKind', 'NNKind', 'CollabNNKind',
            'EmbeddingNNKind']
 
 # %% ../nbs/06_kinds.ipynb #da3314c5
@@ -27,6 +27,11 @@ def evaluating(model:nn.Module):
     model.eval()
     try: yield model
     finally: model.train(was_training)
+
+def per_user_mean(values:torch.Tensor, rows:torch.Tensor, n:int) -> torch.Tensor:
+    "The mean of each user's `values` (answer `j` is user `rows[j]`'s), averaged over the `n` users: each user's fit is its own, whoever else is folded in."
+    count = torch.bincount(rows, minlength=n).clamp_min(1)
+    return (torch.zeros(n, dtype=values.dtype).index_add(0, rows, values) / count).mean()
 
 @contextmanager
 def frozen(model:nn.Module):
@@ -68,6 +73,11 @@ class ModelKind:
               bias:torch.Tensor|None, # their biases, (n, n_members) or (n,); None for kinds without biases
               items:torch.Tensor # item rows, (n,)
              ) -> torch.Tensor: raise NotImplementedError  # (n,) ratings, differentiable in `vecs` and `bias`
+    def score_all(self, vecs:torch.Tensor, bias:torch.Tensor|None) -> torch.Tensor:
+        "`(len(vecs), n_items)`: each new user's score of every item (`#na#` in column 0), by `score`, a user at a time."
+        items = torch.arange(len(self.item_factors()))
+        one = lambda v, b: self.score(v.expand(len(items), -1), None if b is None else b.expand(len(items), *b.shape), items)
+        with torch.no_grad(): return torch.stack([one(v, None if bias is None else bias[j]) for j, v in enumerate(vecs)])
 
     # new users
     def mean_user(self) -> tuple[torch.Tensor, torch.Tensor|None]:
@@ -76,8 +86,8 @@ class ModelKind:
         mb = None if b is None else b[1:].mean(0)
         return self.user_factors()[1:].mean(0), None if mb is None else (mb[0] if self.n_members == 1 else mb)
     def answers_loss(self, vecs, bias, rows, items, y) -> torch.Tensor:
-        "How badly new users' `vecs` and `bias` explain their answers: the squared error of their scores."
-        return ((self.score(vecs[rows], None if bias is None else bias[rows], items) - y) ** 2).mean()
+        "How badly new users' `vecs` and `bias` explain their answers: each user's mean squared error, averaged over the users."
+        return per_user_mean((self.score(vecs[rows], None if bias is None else bias[rows], items) - y) ** 2, rows, len(vecs))
     def fold_in(self, rows:torch.Tensor, items:torch.Tensor, y:torch.Tensor, # each answer's new-user row, item row, rating
                 n:int, # how many new users
                 prior_vecs=None, prior_bias=None, # their priors, as `mean_user` gives one (default: the mean user)
@@ -87,16 +97,21 @@ class ModelKind:
         if prior_vecs is None:
             mv, mb = self.mean_user()
             prior_vecs, prior_bias = mv.expand(n, -1), None if mb is None else mb.expand(n, *mb.shape)
-        vecs = prior_vecs.clone().requires_grad_()  # (n, n_members * n_factors)
-        bias = None if prior_bias is None else prior_bias.clone().requires_grad_()  # (n,) or (n, n_members)
-        opt = torch.optim.Adam([vecs] + ([] if bias is None else [bias]), lr=lr)
+        d, b_shape = prior_vecs.shape[1], None if prior_bias is None else prior_bias.shape
+        prior = prior_vecs if prior_bias is None else torch.cat([prior_vecs, prior_bias.reshape(n, -1)], 1)  # (n, d [+ n_members])
+        theta = prior.clone().requires_grad_()  # each user's factors, then their bias(es): one tensor, one update
+        m, v = torch.zeros_like(theta), torch.zeros_like(theta)  # Adam's moments, written out: for a few users
+        b1, b2, eps = 0.9, 0.999, 1e-8                            # torch.optim's bookkeeping costs more than the step
         with frozen(self.model):
-            for _ in range(steps):
-                penalty = ((vecs - prior_vecs) ** 2).sum(1).mean()
-                if bias is not None: penalty = penalty + ((bias - prior_bias) ** 2).reshape(n, -1).sum(1).mean()
-                loss = self.answers_loss(vecs, bias, rows, items, y) + lam * penalty
-                opt.zero_grad(); loss.backward(); opt.step()
-        return vecs.detach(), None if bias is None else bias.detach()
+            for t in range(1, steps + 1):
+                vecs, bias = theta[:, :d], None if b_shape is None else theta[:, d:].reshape(b_shape)
+                loss = self.answers_loss(vecs, bias, rows, items, y) + lam * ((theta - prior) ** 2).sum(1).mean()
+                g, = torch.autograd.grad(loss, theta)
+                with torch.no_grad():  # `torch.optim.Adam`'s update, the same operations
+                    m.lerp_(g, 1 - b1); v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    theta.addcdiv_(m, (v.sqrt() / (1 - b2 ** t) ** 0.5).add_(eps), value=-lr / (1 - b1 ** t))
+        theta = theta.detach()
+        return theta[:, :d].contiguous(), None if b_shape is None else theta[:, d:].reshape(b_shape).contiguous()
 
     # how to save and rebuild it
     def spec(self) -> dict: raise NotImplementedError  # plain data, `kind` the class name
@@ -175,6 +190,18 @@ class DotKind(ModelKind):
             if ib is not None: s = s + ib[i, j]
             res = res + squash(s, self.y_range)
         return res / m  # (b, n): the members' mean, as `score`
+    def score_all(self, vecs, bias):
+        "As `ModelKind.score_all`, by one matrix product per member, `(n, k) @ (k, n_items)`."
+        m, ib = self.n_members, self.item_bias()
+        b = None if bias is None else bias.reshape(len(vecs), m)
+        res = 0.
+        with torch.no_grad():
+            for j, (V, Q) in enumerate(zip(vecs.chunk(m, 1), self.item_factors().chunk(m, 1))):  # member j's columns
+                s = V @ Q.T  # (n, n_items)
+                if b is not None: s = s + b[:, j, None]
+                if ib is not None: s = s + ib[:, j]
+                res = res + squash(s, self.y_range)
+        return res / m
 
     def spec(self):
         (n_users, d), (n_items, _) = self.user_factors().shape, self.item_factors().shape

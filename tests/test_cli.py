@@ -264,7 +264,8 @@ def test_new_user_from_a_file_of_ratings(latest, tmp_path):
 @pytest.mark.parametrize('content,message', [
     ('film,stars\n300,5\n', "no column 'movieId', 'rating' (columns: film, stars)"),  # never read by position
     ('movieId,rating\n300,5\n300,2\n', "answers rate '300' more than once"),
-    ('movieId,rating\n300,500\n', "rating 500 for '300' is outside the model's scale"),  # its y_range
+    ('movieId,rating\n300,500\n', "rating 500 for '300' is not on the model's scale, 0.5 to 5 in steps of 0.5"),  # the training ratings' scale
+    ('movieId,rating\n300,5.5\n', "rating 5.5 for '300' is not on the model's scale"),  # within the y_range, above the highest rating
 ])
 def test_answers_by_name_once_each_on_the_scale(latest, tmp_path, content, message):
     d, r, _ = latest

@@ -6,12 +6,12 @@ import pytest
 PKG = Path(__file__).parent.parent/'ajtfb_collab'
 NBS = PKG.parent/'nbs'
 # what each module builds on comes before it (the order of the architecture, not of the file names)
-MODULE_ORDER = ('core', 'data', 'models', 'chapter', 'datasets', 'kinds', 'interpret', 'inference', 'coldstart', 'side_info',
+MODULE_ORDER = ('core', 'data', 'models', 'chapter', 'datasets', 'kinds', 'interpret', 'inference', 'coldstart', 'app', 'side_info',
                 'synthetic', 'fast', 'evaluate', 'bayes', 'topn', 'rank', 'distrib', 'peers', 'timing', 'bench', 'cli')
 # the order a learner reads: the chapter section by section, then what goes past it, then the tools
 READING_ORDER = ('01_data', '02_models', '03_embeddings', '04_chapter', '05_datasets', '06_kinds', '07_interpret', '08_inference',
-                 '09_coldstart', '10_side_info', '11_synthetic', '12_fast', '13_evaluate', '14_bayes', '15_topn', '16_rank',
-                 '17_distrib', '18_peers', '19_timing', '20_bench', '21_cli', '22_core')
+                 '09_coldstart', '10_app', '11_side_info', '12_synthetic', '13_fast', '14_evaluate', '15_bayes', '16_topn', '17_rank',
+                 '18_distrib', '19_peers', '20_timing', '21_bench', '22_cli', '23_core')
 
 
 def notebook_of(module: Path) -> str:
