@@ -349,7 +349,7 @@ def make_app(model, # a `CollabModel`, or the path of a saved one (`load_model`:
 # %% ../nbs/10_app.ipynb #bc87c992
 def serve(demo:gr.Blocks, host:str='127.0.0.1', port:int|None=None) -> str:
     "Start `demo` on `host` (this machine only by default), never shared, in the background: its URL."
-    try: demo.launch(server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True, ssr_mode=False,
+    try: demo.launch(server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True, ssr_mode=False, inline=False,
                      footer_links=['api'])
     except OSError as e:  # Gradio's: "Cannot find empty port in range..."
         if port is None: raise

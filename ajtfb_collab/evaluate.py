@@ -127,7 +127,7 @@ def comparison(ours:pd.DataFrame, measured:dict|None=None, # name -> a table lik
     table = pd.concat([table, PUBLISHED]).astype({'mean_rmse': float, 'u1_rmse': float})
     return table.sort_values(['u1_rmse', 'mean_rmse'], na_position='last')
 
-# %% ../nbs/14_evaluate.ipynb #7c282e42
+# %% ../nbs/14_evaluate.ipynb #867af331
 RELEASE_PUBLISHED = pd.DataFrame([
     ('ml-10m', 'SGD MF', 0.7720, 'Rendle, Zhang & Koren 2019: 90/10 random split'),
     ('ml-10m', 'Bayesian MF (Gibbs sampling)', 0.7633, 'Rendle, Zhang & Koren 2019: 90/10 random split'),

@@ -144,7 +144,7 @@ def als_iteration_seconds(train:pd.DataFrame, iterations:int, factors:int=128) -
     return list(np.diff(ticks)), prep
 
 
-# %% ../nbs/19_peers.ipynb #c80bbe00
+# %% ../nbs/19_peers.ipynb #6901ea79
 def libmf_fit_predict(train:pd.DataFrame, test:pd.DataFrame, factors:int=50, iterations:int=20, lam:float=0.1, eta:float=0.1,
                       item_name:str='movie', threads:int=1) -> tuple[np.ndarray, list, float]:
     "LIBMF (SGD, L2 loss) on `train`: `(predictions of test, seconds per epoch, seconds of setup)`."

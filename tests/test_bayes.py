@@ -1,7 +1,7 @@
 "The Gibbs sampler: it recovers known factors better than the mode, and its model is one more kind of the library."
 import numpy as np, pandas as pd, pytest, torch
 from helpers import low_rank_data, table_rmse
-from ajtfb_collab.bayes import BAYES, BayesDot, Side, ToScore, gibbs, wishart, _side_weights
+from ajtfb_collab.bayes import BAYES, PARTS, BayesDot, Side, ToScore, gibbs, wishart, _side_weights
 from ajtfb_collab.inference import load_model, predict_ratings, recommend, save_model
 from ajtfb_collab.kinds import model_kind
 
@@ -101,32 +101,35 @@ def test_valid_mse_beats_the_mean(learned):
     assert learn.recorder.values[-1][1] < 0.6 * df.rating.var()
 
 
-def test_exact_fold_in_recovers_a_known_user():
-    "A user's own training ratings, folded in as a new user, give back about that user's predictions."
+def test_exact_fold_in_recovers_known_users():
+    "Users' own training ratings, folded in as new users, give back about those users' predictions."
     from ajtfb_collab.coldstart import fold_in_answers
     u, i, r, _ = low_rank_data(n_users=120, n_items=80, n_ratings=3000, seed=2)
     df = pd.DataFrame(dict(user=u, title=[f'Film {j}' for j in i], rating=r))
-    torch.manual_seed(0)
     learn = BAYES.but(epochs=60, burn=20, keep=10, side=()).train(df, progress=False)  # no side information:
-    mine = df[df.user == 7]                                  # the new user's prior is then the known users' prior
-    _, vecs, bias = fold_in_answers(learn, mine.assign(user='again'))
-    kind = model_kind(learn.model)
+    kind = model_kind(learn.model)                           # a new user's prior is then the known users' prior
     items = torch.arange(1, len(learn.dls.classes['title']))
-    new = kind.score(vecs.expand(len(items), -1), bias.expand(len(items), -1), items)
-    row = list(learn.dls.classes['user']).index(7)
-    own = torch.as_tensor(kind.predict(np.full(len(items), row), items.numpy()))
     mean_user = kind.score(kind.user_factors()[1:].mean(0).expand(len(items), -1),
                            kind.user_bias()[1:].mean(0).expand(len(items), -1), items)  # before any answer
-    corr = lambda a: np.corrcoef(a.numpy(), own.numpy())[0, 1]
-    assert corr(new) > 0.95 and corr(mean_user) < 0.8
-    assert (new - own).abs().mean() < 0.15 < (mean_user - own).abs().mean()
+    gaps, corrs, before = [], [], []
+    for user in sorted(df.user.unique())[::6]:  # twenty users
+        _, vecs, bias = fold_in_answers(learn, df[df.user == user].assign(user='again'))
+        new = kind.score(vecs.expand(len(items), -1), bias.expand(len(items), -1), items)
+        own = torch.as_tensor(kind.predict(np.full(len(items), list(learn.dls.classes['user']).index(user)), items.numpy()))
+        gaps.append(float((new - own).abs().mean())); before.append(float((mean_user - own).abs().mean()))
+        corrs.append(np.corrcoef(new.numpy(), own.numpy())[0, 1])
+    # each draw is noisy (10 kept samples), so the test is over twenty users: close to their own, far from the mean user
+    assert np.median(corrs) > 0.95 and min(corrs) > 0.8
+    assert np.mean(gaps) < 0.15 and np.mean(gaps) < 0.5 * np.mean(before)
 
 
 def test_rows_to_score_are_averaged_from_burn_and_traced():
     u, i, r, _ = low_rank_data(n_users=60, n_items=40, n_ratings=1200, seed=4)
     rows = ToScore(u[:100], i[:100], ratings=r[:100])
     post = gibbs(u, i, r, 61, 41, n_factors=3, n_iter=20, burn=5, keep=3, score=rows, progress=False, device='cpu')
-    assert post.pred.shape == (100,) and list(post.trace.columns) == ['alpha', 'train_mse', 'score_mse', 'score_mse_avg', 'seconds']
+    assert post.pred.shape == (100,) and list(post.trace.columns) == ['alpha', 'train_mse', 'score_mse', 'score_mse_avg', 'seconds', *PARTS]
+    parts = post.trace[list(PARTS)]
+    assert (parts >= 0).all().all() and (parts.sum(axis=1) <= post.trace.seconds * 1.001).all()  # the parts of a sweep, timed within it
     mse = post.trace.score_mse_avg.iloc[-1]
     assert mse == pytest.approx(float(np.mean((post.pred - r[:100]) ** 2)), rel=1e-5)  # the last average is the prediction
     assert mse < post.trace.score_mse.iloc[5:].mean()  # averaging the draws beats a single draw

@@ -356,3 +356,35 @@ def test_a_saved_model_of_any_kind_is_read_by_a_fresh_process(trained, recipe, c
     res = run('recommend', str(d/recipe), '--user', '4', '-n', '3')
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[0].split() == ['film', column] and len(res.stdout.splitlines()) == 4
+
+
+@pytest.fixture(scope='module')
+def release_1m(tmp_path_factory):
+    "A small folder in MovieLens 1M's own layout (ratings.dat with `::`, latin-1 movies.dat, users.dat)."
+    from ajtfb_collab.synthetic import ladder_ratings
+    from ajtfb_collab.datasets import write_movielens
+    import pandas as pd
+    r = ladder_ratings((6_000, 120, 150), seed=4).drop(columns='expected')
+    movies = pd.DataFrame({'movie': sorted(r.movie.unique())})
+    movies = movies.assign(title=[f'Film {m} (19{m % 100:02d})' for m in movies.movie], genres='Drama')
+    movies.loc[0, 'title'] = 'Cérémonie, La (1995)'
+    return write_movielens('ml-1m', tmp_path_factory.mktemp('ml-1m')/'ml-1m', r, movies), movies.loc[0]
+
+
+def test_dataset_by_name_trains_recommends_and_evaluates(release_1m, tmp_path):
+    import re
+    folder, first = release_1m
+    res = cli('train', '--dataset', 'ml-1m', '--path', str(folder), '--out', str(tmp_path/'m'), '--epochs', '2')
+    assert res.returncode == 0, res.stderr
+    assert 'MovieLens 1M' in res.stdout and float(re.search(r'valid_mse=(\S+)', res.stdout)[1]) < 1.2
+    res = cli('similar', str(tmp_path/'m'), first.title, '-n', '3', '--dataset', 'ml-1m', '--path', str(folder))
+    assert res.returncode == 0, res.stderr
+    assert len(re.findall(r'Film \d+ \(19\d\d\)', res.stdout)) == 3  # names from movies.dat, not ids
+    res = cli('evaluate', '--dataset', 'ml-1m', '--path', str(folder), '--members', '1')
+    assert res.returncode == 0, res.stderr
+    last = res.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r'dataset=ml-1m recipe=fast rmse=\d\.\d{4} published_best=0\.8140 seconds=\S+', last)
+    assert 'GLocal-K' in res.stdout and 'measured here' in res.stdout
+    res = cli('train', '--dataset', 'ml-25m', '--path', str(folder), '--out', str(tmp_path/'m25'))  # no ratings.csv there
+    assert res.returncode == 2 and 'MovieLens 25M folder' in res.stderr and 'has no ratings.csv' in res.stderr and '\n' not in res.stderr.strip()
+    assert not (tmp_path/'m25').exists()

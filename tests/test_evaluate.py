@@ -6,7 +6,7 @@ from ajtfb_collab.synthetic import synthetic_ratings
 from ajtfb_collab.kinds import model_kind
 from ajtfb_collab.core import squash
 from ajtfb_collab.inference import predict_ratings
-from ajtfb_collab.evaluate import check_folds, summary_line, evaluate_folds, fit_predict, fit_on_all, scale
+from ajtfb_collab.evaluate import check_folds, summary_line, evaluate_folds, fit_predict, fit_on_all, scale, evaluate_release, release_split
 
 
 @pytest.fixture(scope='module')
@@ -42,3 +42,17 @@ def test_fit_predict_scores_unknown_titles(ratings):
     want = squash(kind.user_bias()[u] + kind.item_bias()[1:].mean(0), kind.y_range).mean().item()
     assert pred[0] == pytest.approx(want, abs=1e-5)
     assert np.allclose(pred[1:], predict_ratings(learn, test.iloc[1:]), atol=1e-6)  # the rest: the model's own
+
+
+def test_release_protocol_a_seeded_tenth_and_the_papers_beside_ours(ratings):
+    df = ratings
+    train, test = release_split(df)
+    assert len(test) == round(0.1 * len(df)) and len(train) + len(test) == len(df)
+    pd.testing.assert_frame_equal(release_split(df)[1], test)  # seeded
+    assert not release_split(df, seed=1)[1].equals(test)  # another seed, another tenth
+    mean = lambda trn, tst: np.full(len(tst), trn.rating.mean())
+    table, line = evaluate_release('ml-10m', mean, 'mean', ratings=df)
+    assert table.index.tolist() == ['Bayesian timeSVD++ flipped', 'Bayesian MF (Gibbs sampling)', 'SGD MF', 'ours (mean)']
+    ours = table.loc['ours (mean)', 'rmse']
+    np.testing.assert_allclose(ours, rmse(np.full(len(test), train.rating.mean()), test.rating), rtol=1e-6)
+    assert line == f"dataset=ml-10m recipe=mean rmse={ours:.4f} published_best=0.7485 seconds={line.split('seconds=')[1]}"

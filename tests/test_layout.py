@@ -68,3 +68,13 @@ def test_index_lists_the_reading_path():
     for doc in (text, (PKG.parent/'README.md').read_text()):
         rows = re.findall(r'^\| `(?:nbs/)?(\d\d_\w+)\.ipynb`', doc, re.M)  # the first cell of each table row
         assert tuple(rows) == READING_ORDER, rows
+
+
+def test_every_cell_has_an_id():
+    "A cell without an id gets a new random one each time it is read, so `nbdev_export` would write new module headers every time."
+    import json
+    for fn in sorted(NBS.glob('*.ipynb')):
+        cells = json.loads(fn.read_text())['cells']
+        assert all('id' in c for c in cells), f"{fn.name}: {sum('id' not in c for c in cells)} cells without an id"
+        ids = [c['id'] for c in cells]
+        assert len(set(ids)) == len(ids), f"{fn.name}: cell ids repeat"

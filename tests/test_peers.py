@@ -1,10 +1,11 @@
 "The peer libraries, wrapped once: each measured on a small table, and a missing one named by its pip package."
 import importlib.util
+import numpy as np
 import pytest
 from ajtfb_collab.core import BadValueError, MissingPackageError, rmse
 from ajtfb_collab.synthetic import synthetic_ratings
 from ajtfb_collab.topn import stratified_split, evaluate_ranking, most_popular
-from ajtfb_collab.peers import peer_module, has_peer, surprise_fit_predict, myfm_fit_predict, implicit_model, PEER_PACKAGES
+from ajtfb_collab.peers import peer_module, has_peer, surprise_fit_predict, myfm_fit_predict, implicit_model, libmf_fit_predict, PEER_PACKAGES
 
 
 @pytest.fixture(scope='module')
@@ -44,3 +45,13 @@ def test_implicit_ranks_better_than_popularity_on_chosen_items():
     als = evaluate_ranking(implicit_model('als', iterations=15, factors=16), train, test, k=5)
     assert als['ndcg5'] > evaluate_ranking(most_popular, train, test, k=5)['ndcg5']
     with pytest.raises(BadValueError, match="'als' or 'bpr'"): implicit_model('knn')
+
+
+@pytest.mark.skipif(not has_peer('libmf'), reason='libmf is a dev extra: pip install -e ".[dev]"')
+def test_libmf_predicts_and_times_its_epochs(split):
+    train, test = split
+    pred, per, setup = libmf_fit_predict(train, test.assign(user=test.user.where(test.index % 50 > 0, -1)), factors=8,
+                                         iterations=30)
+    assert pred.shape == (len(test),) and len(per) == 30 and per[0] >= 0 and setup >= 0
+    assert rmse(pred, test.rating) < 0.9 * test.rating.std()  # better than predicting the mean
+    assert np.allclose(pred[test.index % 50 == 0], train.rating.mean())  # an unknown user gets the mean
