@@ -232,9 +232,9 @@ def ddp_bench(size:str='10m', procs:tuple=(1, 2), epochs:int=3, bs:int|None=None
     fn, rows = ladder_data(size, folder), []
     for n in procs:
         out = folder/f'ddp-{size}-{n}.json'
-        code = (f"import json; from ajtfb_collab.bench import *; from fastai.distributed import teardown_distrib; from fastai.torch_core import rank_distrib\n"
+        code = (f"import json; from ajtfb_collab.bench import *; from ajtfb_collab.distrib import leave_together; from fastai.torch_core import rank_distrib\n"
                 f"row = ladder_point({str(fn)!r}, 'fast', {epochs}, bs={bs!r}, profile=True)\n"
-                f"if rank_distrib() == 0: open({str(out)!r}, 'w').write(json.dumps(row))\nteardown_distrib()")
+                f"if rank_distrib() == 0: open({str(out)!r}, 'w').write(json.dumps(row))\nleave_together()")
         res = launch(n, '-c', code, timeout=timeout)
         if res.returncode: raise RuntimeError(f"the {n}-process run failed:\n{workers_error(res.stderr)}")
         rows.append(dict(procs=n, **json.loads(out.read_text())))

@@ -295,8 +295,7 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
     if recipe == 'bayes' and (ratings is not None or dataset is not None): r = r.but(side=('implicit', 'days'))  # u.user and u.item are 100k's
     ddp = num_distrib() > 1  # started by torchrun: every process runs this; process 0 alone prints and saves
     if ddp:
-        from fastai.distributed import teardown_distrib
-        from ajtfb_collab.distrib import check_ddp_recipe, ddp_train, rank0_prints
+        from ajtfb_collab.distrib import check_ddp_recipe, ddp_train, leave_together, rank0_prints
         check_ddp_recipe(recipe)
     with rank0_prints() if ddp else contextlib.nullcontext():
         ml = _release(dataset, path) if dataset is not None else None
@@ -312,7 +311,7 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
                             info=dict(trained_on=trained_on, recipe=recipe, epochs=r.epochs, **{loss: valid}))
             print(load_model(fn))
             print(f"{loss}={valid:.4f} recipe={recipe} epochs={r.epochs} saved={fn}{f' processes={num_distrib()}' if ddp else ''}")
-    if ddp: teardown_distrib()  # leave the process group
+    if ddp: leave_together()  # once process 0 has saved
 
 # %% ../nbs/22_cli.ipynb #6f4ce683
 def _load_dir(model_dir:str):

@@ -21,7 +21,7 @@ from .fast import SliceDL
 # %% auto #0
 __all__ = ['DDP_RECIPES', 'sparse_tables', 'gather_sparse_grads', 'Replicated', 'ShardedTrainer', 'LocalSmoothLoss',
            'sharded_ctx', 'check_ddp_recipe', 'weights_checksum', 'same_weights', 'ddp_train', 'rank0_prints',
-           'torchrun_cmd', 'launch', 'workers_error', 'table_gb']
+           'leave_together', 'torchrun_cmd', 'launch', 'workers_error', 'table_gb']
 
 # %% ../nbs/18_distrib.ipynb #1f8f3c9c
 def sparse_tables(model:nn.Module) -> dict:
@@ -157,6 +157,12 @@ def rank0_prints():
     "Standard output for process 0 alone (the others' goes nowhere; errors still reach standard error)."
     if rank_distrib() == 0: yield; return
     with open(os.devnull, 'w') as f, redirect_stdout(f): yield
+
+def leave_together():
+    "Leave the process group `torchrun` made, every process at once: a process that leaves while process 0 still saves can abort in gloo's threads ('terminate called without an active exception'). In one process: nothing."
+    if not dist.is_initialized(): return
+    dist.barrier()
+    dist.destroy_process_group()
 
 # %% ../nbs/18_distrib.ipynb #8a26224f
 def torchrun_cmd(nproc:int, *args) -> list:

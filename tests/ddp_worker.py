@@ -2,7 +2,7 @@
 import json, sys
 from pathlib import Path
 from fastai.callback.core import Callback
-from fastai.distributed import teardown_distrib
+from ajtfb_collab.distrib import leave_together
 from fastai.torch_core import rank_distrib
 from ajtfb_collab.synthetic import synthetic_ratings
 from ajtfb_collab.distrib import ddp_train, weights_checksum
@@ -33,4 +33,4 @@ if __name__ == '__main__':
                          bs=learn.dls.train.bs, n_train=learn.dls.train.n,
                          sparse=learn.model.u_weight.sparse)
     (out/f'rank{rank_distrib()}.json').write_text(json.dumps(res))
-    teardown_distrib()  # every process leaves the group
+    leave_together()  # every process leaves the group, together
