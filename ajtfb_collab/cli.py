@@ -4,11 +4,11 @@
 
 # %% ../nbs/22_cli.ipynb #696fa9b4
 from __future__ import annotations
-import argparse, contextlib, inspect, io, math, os, sys, time
+import argparse, contextlib, inspect, io, math, os, signal, sys, time
 from pathlib import Path
 from fastcore.docments import docments
 from fastcore.script import Param
-from fastcore.imports import IN_NOTEBOOK
+from fastcore.imports import in_ipython
 # Nothing heavier at import time: pandas, torch, fastai and the package's modules are imported by each command when
 # it runs, so `ajtfb-collab --help` and `ajtfb-collab COMMAND --help` answer in a fraction of a second, not five.
 
@@ -443,11 +443,13 @@ def serve_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab trai
         items, ratings, items_id_col, items_name_col = ml.movies, ml.ratings, 'movie', 'title'
     demo = make_app(_load_dir(model_dir), items, ratings, items_id_col, items_name_col)
     url = serve(demo, host, port)
-    print(f"serving {model_dir} at {url} (Ctrl-C stops)", flush=True)
     try:
+        print(f"serving {model_dir} at {url} (Ctrl-C stops)", flush=True)
         while demo.is_running: time.sleep(0.2)
     except KeyboardInterrupt: print('stopped', flush=True)
-    finally: stop(demo)
+    finally:
+        with contextlib.suppress(ValueError): signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while closing: no traceback
+        stop(demo)
 
 # %% ../nbs/22_cli.ipynb #a6208c7e
 @command()
@@ -644,4 +646,4 @@ def main(argv:list[str]|None=None # the command line after `ajtfb-collab` (defau
         print(f"ajtfb-collab: error: unknown command {name!r}; the commands: {', '.join(COMMANDS)}", file=sys.stderr); return 2
     return run_command(name, argv[len(name.split()):])
 
-if __name__ == '__main__' and not IN_NOTEBOOK: sys.exit(main())  # a notebook's kernel runs as `__main__` too
+if __name__ == '__main__' and not in_ipython(): sys.exit(main())  # a notebook's shell (Jupyter's, nbdev_test's) runs as `__main__` too

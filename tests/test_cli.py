@@ -388,3 +388,19 @@ def test_dataset_by_name_trains_recommends_and_evaluates(release_1m, tmp_path):
     res = cli('train', '--dataset', 'ml-25m', '--path', str(folder), '--out', str(tmp_path/'m25'))  # no ratings.csv there
     assert res.returncode == 2 and 'MovieLens 25M folder' in res.stderr and 'has no ratings.csv' in res.stderr and '\n' not in res.stderr.strip()
     assert not (tmp_path/'m25').exists()
+
+
+def test_serve_prints_its_address_and_stops_on_ctrl_c(trained):
+    "The command a person runs: the address on the first line, the page answers, Ctrl-C (even twice) stops it cleanly."
+    import signal, socket, time, urllib.request
+    d, _, _ = trained
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]  # a free port
+    p = subprocess.Popen([EXE, 'serve', str(d/'model'), '--port', str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stdout.readline().strip()
+        assert first == f"serving {d/'model'} at http://127.0.0.1:{port}/ (Ctrl-C stops)", (first, p.stderr.read() if p.poll() is not None else '')
+        assert b'<html' in urllib.request.urlopen(f'http://127.0.0.1:{port}/', timeout=30).read()
+        p.send_signal(signal.SIGINT); time.sleep(0.2); p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0 and out.strip() == 'stopped' and 'Traceback' not in err, err[-500:]
+    finally: p.kill()
