@@ -15,13 +15,14 @@ from fastai.torch_core import default_device
 from fastprogress.fastprogress import progress_bar
 from .side_info import user_info, item_info, implicit_feedback, day_codes
 from .kinds import register
-from .fast import FastDotBias, FastDotBiasKind, fast_collab_dls, member_mse
+from .fast import FastDotBias, FastDotBiasKind, fast_collab_dls, member_mse, prefetcher
+from numba import njit
 from .evaluate import score_folds
 
 # %% auto #0
-__all__ = ['DENSE_SIDE_MAX', 'ROWS', 'PARTS', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'ToScore', 'gibbs', 'BayesDot',
-           'BayesDotKind', 'bayes_dls', 'side_features', 'BayesLearner', 'bayes_learner', 'bayes_fit_predict',
-           'bayes_folds']
+__all__ = ['DENSE_SIDE_MAX', 'ROWS', 'ZZ_IN_CACHE', 'PARTS', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'ToScore', 'gibbs',
+           'BayesDot', 'BayesDotKind', 'bayes_dls', 'side_features', 'BayesLearner', 'bayes_learner',
+           'bayes_fit_predict', 'bayes_folds']
 
 # %% ../nbs/15_bayes.ipynb #47215b61
 def _csr(rows:np.ndarray, cols:np.ndarray, shape:tuple, device) -> tuple:
@@ -175,34 +176,72 @@ def _rows(A:torch.Tensor, a:int, b:int) -> torch.Tensor:
     s, e = int(crow[a]), int(crow[b])
     return torch.sparse_csr_tensor(crow[a:b + 1] - s, A.col_indices()[s:e], A.values()[s:e], (b - a, A.shape[1]), check_invariants=False)
 
+_fetch = prefetcher(128)  # a row of `z`: K = 17 float32, 68 bytes, over two or three cache lines
+ZZ_IN_CACHE = 8 * 2**20  # bytes of the other side's z z^T table up to which sparse products read it (measured: 1M's tables)
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _side_sums(crow, col, y, eps, z, w, bias, mu, a, b, S, t, noise, ahead=8):
+    "For rows `a:b` of a CSR pattern (`crow`, `col`, values `y`): each row's sums over its ratings of w z z^T into `S` (rows, K, K), of w (y - mu - bias) z into `t` and of eps sqrt(w) z into `noise` (rows, K); z, w and bias are the other side's."
+    K, e0 = z.shape[1], crow[a]
+    for row in range(a, b):
+        o, end = row - a, crow[row + 1]
+        for j in range(crow[row], end):
+            if j + ahead < end: _fetch(z, col[j + ahead])  # the rows of the ratings ahead, while this one is added
+            c = col[j]
+            wc = w[c]
+            left, se = wc * (y[j] - mu - bias[c]), (eps[j - e0] * np.sqrt(wc) if len(eps) else np.float32(0.))
+            for p in range(K):
+                zp = z[c, p]
+                t[o, p] += left * zp
+                noise[o, p] += se * zp
+                wzp = wc * zp
+                for q in range(K): S[o, p, q] += wzp * z[c, q]  # the whole row: a fixed length, in SIMD registers
+
 def _vectors(me:Side, other:Side, ones:torch.Tensor, ys:torch.Tensor, pattern:tuple, alpha:float, mu:float,
              sample:bool):
     "`th | everything else`: one `K x K` Gaussian per row, `ROWS` rows at a time (batched Cholesky)."
     K, O = me.K, other.th
     z = torch.cat([torch.ones_like(O[:, :1]), O[:, 1:]], 1)  # (n_other, K): [1, factors] meets [bias, factors]
-    wo = other.w[:, None]
-    r, c = torch.triu_indices(K, K, device=z.device)  # z z^T is symmetric: its upper triangle, K (K + 1) / 2 entries
-    zz = wo * z[:, r] * z[:, c]  # (n_other, K(K+1)/2): what each rating adds to its row's sum of z z^T
-    wz, wlz = wo * z, wo * (mu + O[:, :1]) * z  # (n_other, K): for what is left to explain
-    sz = wo.sqrt() * z  # (n_other, K): for the noise
     mL, L_lam = me.prior_mean @ me.Lam, torch.linalg.cholesky(me.Lam)  # (n, K) or (K,); (K, K)
-    th = torch.empty(me.n, K, device=z.device)
+    # on a CPU, once the other side's table of z z^T (153 floats a row) outgrows the caches: one compiled pass that computes them as it goes
+    th, crow = torch.empty(me.n, K, device=z.device), pattern[0]
+    cpu = z.device.type == 'cpu' and other.n * K * (K + 1) // 2 * 4 > ZZ_IN_CACHE
+    if cpu:  # one compiled pass over each block's ratings, z z^T computed as it goes (`_side_sums`)
+        zc, wc, bc = z.contiguous().numpy(), other.w.numpy(), O[:, 0].contiguous().numpy()
+        crow_np, col_np, y_np = crow.numpy(), pattern[1].numpy(), ys.values().numpy()
+    else:  # sparse products over tables of what each rating adds
+        wo = other.w[:, None]
+        r, c = torch.triu_indices(K, K, device=z.device)  # z z^T is symmetric: its upper triangle, K (K + 1) / 2 entries
+        zz = wo * z[:, r] * z[:, c]  # (n_other, K(K+1)/2): what each rating adds to its row's sum of z z^T
+        wz, wlz = wo * z, wo * (mu + O[:, :1]) * z  # (n_other, K): for what is left to explain
+        sz = wo.sqrt() * z  # (n_other, K): for the noise
     for a in range(0, me.n, ROWS):
         b_ = min(me.n, a + ROWS)
-        A1, Ay, wm = _rows(ones, a, b_), _rows(ys, a, b_), me.w[a:b_, None]
-        S = torch.zeros(b_ - a, K, K, device=z.device)
-        S_up = wm * (A1 @ zz)  # each row's sum of z z^T over its ratings
-        S[:, r, c] = S_up; S[:, c, r] = S_up
-        t = wm * (Ay @ wz - A1 @ wlz)  # (rows, K): sum of z times what is left to explain
+        wm = me.w[a:b_, None]
+        if cpu:
+            nnz = int(crow[b_]) - int(crow[a])
+            eps = torch.randn(nnz) if sample else torch.zeros(0)  # iid noise, one per rating
+            S, t, nz = torch.zeros(b_ - a, K, K), torch.zeros(b_ - a, K), torch.zeros(b_ - a, K)
+            _side_sums(crow_np, col_np, y_np, eps.numpy(), zc, wc, bc, np.float32(mu), a, b_, S.numpy(), t.numpy(), nz.numpy())
+            S, t, noise = S.mul_(wm[:, :, None]), wm * t, wm.sqrt() * nz
+        else:
+            A1, Ay = _rows(ones, a, b_), _rows(ys, a, b_)
+            S = torch.zeros(b_ - a, K, K, device=z.device)
+            S_up = wm * (A1 @ zz)  # each row's sum of z z^T over its ratings
+            S[:, r, c] = S_up; S[:, c, r] = S_up
+            t = wm * (Ay @ wz - A1 @ wlz)  # (rows, K): sum of z times what is left to explain
+            if sample:
+                eps = torch.sparse_csr_tensor(A1.crow_indices(), A1.col_indices(), torch.randn(A1.values().numel(), device=z.device),
+                                              A1.shape, check_invariants=False)  # iid noise needs no order
+                noise = wm.sqrt() * (eps @ sz)
         P = S.mul_(alpha).add_(me.Lam)  # (rows, K, K) posterior precisions, in place
         bb = alpha * t + (mL[a:b_] if mL.dim() == 2 else mL)
         if sample:  # b + noise with covariance P: P^-1 b is then a draw of N(P^-1 b, P^-1)
-            eps = torch.sparse_csr_tensor(A1.crow_indices(), A1.col_indices(), torch.randn(A1.values().numel(), device=z.device),
-                                          A1.shape, check_invariants=False)  # iid noise needs no order
-            bb = bb + math.sqrt(alpha) * wm.sqrt() * (eps @ sz)
+            bb = bb + math.sqrt(alpha) * noise
             bb = bb + torch.randn(b_ - a, K, device=z.device) @ L_lam.T
         th[a:b_] = torch.cholesky_solve(bb[:, :, None], torch.linalg.cholesky(P))[:, :, 0]
     me.th = th
+
 
 # %% ../nbs/15_bayes.ipynb #9b31fe33
 @dataclass
@@ -236,14 +275,21 @@ class _Ratings:
     count_by_user: torch.Tensor  # (n_users, n_items) sparse, a 1 per rating: sums each user's terms over their ratings
     count_by_item: torch.Tensor  # (n_items, n_users)
     day: torch.Tensor|None = None  # (n,) day code of each rating
+    rows32: tuple = ()  # on a CPU: (n,) int32 NumPy user and item rows, for the compiled passes
+    counts: tuple = ()  # ratings per user and per item
+
+    @property
+    def compiled(self) -> bool: return bool(self.rows32)
 
 def _ratings(u, i, r, n_users:int, n_items:int, days, dev) -> _Ratings:
     as_t = lambda a, dtype=torch.long: torch.as_tensor(np.asarray(a), dtype=dtype, device=dev)
     by_user = _csr(np.asarray(u), np.asarray(i), (n_users, n_items), dev)
     by_item = _csr(np.asarray(i), np.asarray(u), (n_items, n_users), dev)
     ones = torch.ones(len(r), device=dev)
+    rows32 = (np.asarray(u, np.int32), np.asarray(i, np.int32)) if dev.type == 'cpu' else ()
+    counts = tuple(torch.bincount(as_t(a), minlength=m).float().cpu() for a, m in ((u, n_users), (i, n_items)))
     return _Ratings(as_t(u), as_t(i), as_t(r, torch.float32), by_user, by_item, _spmat(by_user, ones), _spmat(by_item, ones),
-                    None if days is None else as_t(days))
+                    None if days is None else as_t(days), rows32, counts)
 
 def _draw_side(me:Side, other:Side, counts, ys:torch.Tensor, pattern:tuple, alpha:float, mu:float, sample:bool, lam:float) -> tuple:
     "One side's turn: its prior (or, for the mode, its side-information weights at weight decay `lam`), then its vectors: the seconds of each."
@@ -261,10 +307,45 @@ def _explained(users:Side, items:Side, at:torch.Tensor) -> torch.Tensor:
     V = torch.cat([items.th.new_ones(items.n, 1), items.th[:, :1], items.th[:, 1:]], 1)  # (n_items, K + 1): [1, bias, factors]
     return torch.sparse.sampled_addmm(at, U, V.T, beta=0.).values()  # U V^T at the entries only: no row gathered per rating
 
-def _draw_mean(left:torch.Tensor, weight:torch.Tensor, alpha:float, sample:bool) -> float:
-    "The global mean given what is `left` of each rating, each weighted by its relative noise precision (a nearly flat prior)."
-    prec = alpha * float(weight.sum()) + 1e-2
-    return float(alpha * (weight * left).sum() / prec + (torch.randn(()) / math.sqrt(prec) if sample else 0))
+def _draw_mean(sum_w:float, sum_wl:float, alpha:float, sample:bool) -> float:
+    "The global mean given the sums over the ratings of their weights (relative noise precisions) and of weight times what is left (a nearly flat prior)."
+    prec = alpha * sum_w + 1e-2
+    return float(alpha * sum_wl / prec + (torch.randn(()) / math.sqrt(prec) if sample else 0))
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _explain(u, i, y, U, V, wu, wi, out, ahead=8):
+    "What the vectors `U`, `V` (bias, then factors) explain of each rating, into `out`: `(sum of w, sum of w (y - out))`, w = wu[u] wi[i]."
+    n, K, sw, swl = len(u), U.shape[1], 0., 0.
+    for j in range(n):
+        if j + ahead < n: _fetch(V, i[j + ahead])  # ratings sorted by user: the item rows are the random reads
+        a, b = u[j], i[j]
+        e = U[a, 0] + V[b, 0]
+        for f in range(1, K): e += U[a, f] * V[b, f]
+        out[j] = e
+        w = wu[a] * wi[b]
+        sw += w; swl += w * (y[j] - e)
+    return sw, swl
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _sq_err(value, mu, explained, out):
+    "Each rating's squared error into `out`: their sum."
+    s = 0.
+    for j in range(len(value)):
+        d = value[j] - mu - explained[j]
+        out[j] = d * d; s += d * d
+    return s
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _sums_by(rows, other_rows, w_other, sq, out):
+    "`out[r]`: the sum over row r's ratings of the other side's weight times the squared error."
+    out[:] = 0.
+    for j in range(len(rows)): out[rows[j]] += w_other[other_rows[j]] * sq[j]
+
+@njit(fastmath=True, cache=True, nogil=True)
+def _weighted_sum(u, i, wu, wi, sq) -> float:
+    s = 0.
+    for j in range(len(u)): s += wu[u[j]] * wi[i[j]] * sq[j]
+    return s
 
 def _draw_day_biases(left:torch.Tensor, weight:torch.Tensor, day:torch.Tensor, n_days:int, alpha:float, prior_prec:float,
                      sample:bool) -> tuple[torch.Tensor, float]:
@@ -278,11 +359,16 @@ def _draw_day_biases(left:torch.Tensor, weight:torch.Tensor, day:torch.Tensor, n
 def _draw_noise(users:Side, items:Side, data:_Ratings, sq_err:torch.Tensor, alpha:float, hetero:float|None) -> float:
     "Each row's relative noise precision (with `hetero`, its prior Gamma(hetero, hetero)), then the global precision: the new `alpha`."
     if hetero:
-        for me, other, rows, other_rows in ((users, items, data.user, data.item), (items, users, data.item, data.user)):
-            sq_sum = torch.zeros(me.n, device=sq_err.device).index_add_(0, rows, alpha * other.w[other_rows] * sq_err)
-            count = torch.bincount(rows, minlength=me.n).float()
-            me.w = _gamma(hetero + count.cpu() / 2, hetero + sq_sum.cpu() / 2).float().to(sq_err.device)
-    return float(_gamma(1 + len(sq_err) / 2, 1 + float((users.w[data.user] * items.w[data.item] * sq_err).sum()) / 2))
+        for k, (me, other, rows, other_rows) in enumerate(((users, items, data.user, data.item), (items, users, data.item, data.user))):
+            if data.compiled:  # one pass, no (n,) temporaries
+                sq_sum = torch.empty(me.n)
+                _sums_by(data.rows32[k], data.rows32[1 - k], other.w.numpy(), sq_err.numpy(), sq_sum.numpy())
+                sq_sum *= alpha
+            else: sq_sum = torch.zeros(me.n, device=sq_err.device).index_add_(0, rows, alpha * other.w[other_rows] * sq_err)
+            me.w = _gamma(hetero + data.counts[k] / 2, hetero + sq_sum.cpu() / 2).float().to(sq_err.device)
+    total = (_weighted_sum(*data.rows32, users.w.numpy(), items.w.numpy(), sq_err.numpy()) if data.compiled
+             else float((users.w[data.user] * items.w[data.item] * sq_err).sum()))
+    return float(_gamma(1 + len(sq_err) / 2, 1 + total / 2))
 
 def _sample(users:Side, items:Side, mu:float, alpha:float) -> tuple:
     "What is kept of a sweep: user vectors, item vectors with the global mean in their bias, and a new user's prior."
@@ -361,6 +447,7 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
     day_bias, day_prec = (torch.zeros(n_days, device=dev), lam) if days is not None else (None, lam)
     scorer = _Scorer(ToScore(new_u[np.asarray(score.users)], new_i[np.asarray(score.items)], score.days, score.ratings),
                      n_users, n_items, dev, days is not None) if score is not None else None
+    explained, sq_err = torch.empty(len(r)), torch.empty(len(r))  # filled in place by the compiled passes
     every = max(1, (n_iter - burn) // max(keep, 1))  # keep a sample every `every` sweeps after `burn`
     kept, rows, start = [], [], time.perf_counter()
     for sweep in (progress_bar(range(n_iter), leave=False) if progress else range(n_iter)):
@@ -370,12 +457,17 @@ def gibbs(u:np.ndarray, i:np.ndarray, r:np.ndarray, # training ratings: user row
         parts = _draw_side(users, items, data.count_by_user, ys[0], data.by_user, alpha, mu, sample, lam) + \
                 _draw_side(items, users, data.count_by_item, ys[1], data.by_item, alpha, mu, sample, lam)
         t_rest = time.perf_counter()
-        explained, weight = _explained(users, items, data.count_by_user), users.w[data.user] * items.w[data.item]  # ratings sorted by user
-        mu = _draw_mean(y - explained, weight, alpha, sample)
-        if day_bias is not None:
-            day_bias, day_prec = _draw_day_biases(data.value - mu - explained, weight, data.day, n_days, alpha, day_prec, sample)
-            explained = explained + day_bias[data.day]
-        sq_err = (data.value - mu - explained) ** 2
+        if data.compiled and day_bias is None:  # compiled passes over the ratings, no (n,) temporaries but the two below
+            sums = _explain(*data.rows32, y.numpy(), users.th.numpy(), items.th.numpy(), users.w.numpy(), items.w.numpy(), explained.numpy())
+            mu = _draw_mean(*sums, alpha, sample)
+            _sq_err(data.value.numpy(), np.float32(mu), explained.numpy(), sq_err.numpy())
+        else:
+            explained, weight = _explained(users, items, data.count_by_user), users.w[data.user] * items.w[data.item]  # ratings sorted by user
+            mu = _draw_mean(float(weight.sum()), float((weight * (y - explained)).sum()), alpha, sample)
+            if day_bias is not None:
+                day_bias, day_prec = _draw_day_biases(data.value - mu - explained, weight, data.day, n_days, alpha, day_prec, sample)
+                explained = explained + day_bias[data.day]
+            sq_err = (data.value - mu - explained) ** 2
         if sample: alpha = _draw_noise(users, items, data, sq_err, alpha, hetero)
         row = dict(sweep=sweep, alpha=alpha, train_mse=float(sq_err.mean()))
         if sweep >= burn and (sweep - burn) % every == 0 and len(kept) < keep: kept.append(_sample(users, items, mu, alpha))

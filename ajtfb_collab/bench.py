@@ -14,7 +14,7 @@ from .data import load_ratings
 from .synthetic import LADDER, ladder_ratings, noise_floor, synthetic_ratings
 from .timing import EpochTimer, StepTimes, in_process, peak_rss_mb
 from .chapter import STOCK
-from .fast import FAST, fast_collab_dls, fast_collab_learner
+from .fast import FAST, SGD, fast_collab_dls, fast_collab_learner
 from .bayes import BAYES, bayes_fit_predict
 from .peers import myfm_fit_predict, surprise_fit_predict, als_iteration_seconds, libmf_fit_predict
 from .rank import RANK
@@ -126,8 +126,8 @@ def scale_bench(sizes:tuple=(1_000_000, 10_000_000), progress:bool=True) -> pd.D
     return pd.DataFrame(rows).set_index('ratings')
 
 # %% ../nbs/21_bench.ipynb #4dd32e0c
-LADDER_RECIPES = ('fast', 'bayes', 'rank', 'myfm', 'als', 'libmf')  # ours, then the peers measured beside them
-UNITS = dict(fast='epoch', rank='epoch', bayes='sweep', myfm='sweep', als='iteration', libmf='epoch')
+LADDER_RECIPES = ('fast', 'sgd', 'bayes', 'rank', 'myfm', 'als', 'libmf')  # ours, then the peers measured beside them
+UNITS = dict(fast='epoch', sgd='epoch', rank='epoch', bayes='sweep', myfm='sweep', als='iteration', libmf='epoch')
 
 def ladder_data(size:str, folder) -> Path:
     "The ladder's ratings of `size`, drawn once into `folder` (NumPy columns) for every point to load: the file."
@@ -166,6 +166,12 @@ def ladder_point(fn, # from `ladder_data`
         per, prep, learn = _fit_epochs(FAST if recipe == 'fast' else RANK, train[cols], valid[cols], epochs if recipe == 'fast' else 1, seed, bs,
                                        [steps] if profile else [])
         if recipe == 'fast': valid_mse = float(learn.recorder.values[-1][1])
+    elif recipe == 'sgd':  # the fast recipe's model, compiled SGD one rating at a time
+        start = time.perf_counter()
+        learn = SGD.learner(SGD.make_dls(train[cols], valid=valid[cols], item_name='movie', seed=seed, **SGD.dls_kwargs))
+        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(SGD.epochs, SGD.lr)
+        per, valid_mse = learn.epoch_seconds, float(learn.recorder.values[-1][1])
+        prep = time.perf_counter() - start - sum(per)  # loaders, the grid, compiling, validation
     elif recipe == 'bayes':
         per = []
         pred, total = bayes_fit_predict(train[cols], valid[cols], BAYES.but(dls_kwargs=dict(item_name='movie')), seed, per,

@@ -205,15 +205,15 @@ def reproduce(out:str=None, # folder for results.csv, results.md and the figures
 
 # %% ../nbs/22_cli.ipynb #5a3f0c98
 MODEL_FILE = 'model.pth'
-RECIPE_NAMES = ('fast', 'book', 'nn', 'rank', 'bayes')  # `train --recipe`, the default first: known without importing them
+RECIPE_NAMES = ('fast', 'sgd', 'book', 'nn', 'rank', 'bayes')  # `train --recipe`, the default first: known without importing them
 
 def recipes() -> dict:
     "The recipes `train --recipe` takes, by name (also `RECIPES`)."
-    from ajtfb_collab.fast import FAST
+    from ajtfb_collab.fast import FAST, SGD
     from ajtfb_collab.chapter import BOOK, BOOK_NN
     from ajtfb_collab.rank import RANK
     from ajtfb_collab.bayes import BAYES
-    return {r.name: r for r in (FAST, BOOK, BOOK_NN, RANK, BAYES)}
+    return {r.name: r for r in (FAST, SGD, BOOK, BOOK_NN, RANK, BAYES)}
 
 # %% ../nbs/22_cli.ipynb #5b93bfad
 def _recipe(name:str, epochs:int|None, lr:float|None, wd:float|None, bs:int|None, n_factors:int|None):
@@ -223,6 +223,9 @@ def _recipe(name:str, epochs:int|None, lr:float|None, wd:float|None, bs:int|None
     if name == 'bayes':  # sampled, not trained: no learning rate, weight decay or batches
         bad = [f'--{k}' for k, v in dict(lr=lr, wd=wd, bs=bs).items() if v is not None]
         if bad: raise BadValueError(f"{', '.join(bad)} do(es) not apply to --recipe bayes (it samples; --epochs sets the sweeps)")
+    if name == 'sgd':  # one rating at a time, with its own L2 penalty: no batches, no weight decay
+        bad = [f'--{k}' for k, v in dict(wd=wd, bs=bs).items() if v is not None]
+        if bad: raise BadValueError(f"{', '.join(bad)} do(es) not apply to --recipe sgd (it steps one rating at a time)")
     if n_factors is not None and 'n_factors' not in r.learner_kwargs:
         raise BadValueError(f"--n-factors does not apply to --recipe {name} (fastai sizes its embeddings itself)")
     changes = {k: v for k, v in dict(epochs=epochs, lr=lr, wd=wd, n_factors=n_factors).items() if v is not None}
@@ -267,7 +270,7 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
           user_col:str='user', # column of the users
           item_col:str='title', # column of the items (MovieLens 100k has `title` and `movie`)
           rating_col:str='rating', # column of the ratings
-          recipe:Param("fast: ours (the default); book: the chapter's collab_learner; nn: its neural network; "
+          recipe:Param("fast: ours (the default); sgd: the same model by compiled SGD one rating at a time (CPU, for large data); book: the chapter's collab_learner; nn: its neural network; "
                        "rank: the dot product trained to rank (it scores, it does not predict ratings); "
                        "bayes: the dot product sampled by Gibbs sampling, with side information", str,
                        choices=list(RECIPE_NAMES))='fast',
@@ -511,7 +514,7 @@ def bench_bayes(runs:int=3, # fits of each, alternating
 
 @command('bench ladder')
 def bench_ladder(sizes:str='1m', # ladder sizes, comma-separated: 100k, 1m, 10m, 32m (the largest: minutes a recipe, up to 12 GB)
-                 recipes:str='fast,bayes,rank,myfm,als,libmf', # recipes and peers, comma-separated
+                 recipes:str='fast,sgd,bayes,rank,myfm,als,libmf', # recipes and peers, comma-separated
                  threads:int=1, # threads of every point, ours and the peers alike
                  csv:str=None # also write the table to this CSV file
                 ):

@@ -121,7 +121,8 @@ DDP_RECIPES = ('fast', 'rank')  # the recipes that train by gradient steps over 
 def check_ddp_recipe(name:str):
     "`BadValueError`, in one line, for a recipe that does not train data-parallel."
     if name in DDP_RECIPES: return
-    why = ("a Gibbs sampler: it runs in one process" if name == 'bayes' else "it trains on fastai's TabDataLoader, whose DistributedDL needs CUDA")
+    why = {'bayes': "a Gibbs sampler: it runs in one process", 'sgd': "a compiled loop over the ratings one at a time: it runs in one process"}.get(
+        name, "it trains on fastai's TabDataLoader, whose DistributedDL needs CUDA")
     raise BadValueError(f"--recipe {name} does not train data-parallel ({why}); under torchrun use --recipe {' or '.join(DDP_RECIPES)}")
 
 # %% ../nbs/18_distrib.ipynb #dd4bb3be

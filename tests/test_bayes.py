@@ -134,3 +134,61 @@ def test_rows_to_score_are_averaged_from_burn_and_traced():
     assert mse == pytest.approx(float(np.mean((post.pred - r[:100]) ** 2)), rel=1e-5)  # the last average is the prediction
     assert mse < post.trace.score_mse.iloc[5:].mean()  # averaging the draws beats a single draw
     with pytest.raises(ValueError, match='must be larger than burn'): gibbs(u, i, r, 61, 41, n_iter=5, burn=5)
+
+
+# --- the compiled passes over the ratings (CPU) ---
+from ajtfb_collab import bayes as B
+
+
+def _random_ratings(n_users=30, n_items=20, n=400, K=5, seed=0):
+    rng = np.random.default_rng(seed)
+    u, i = np.sort(rng.integers(0, n_users, n)).astype(np.int32), rng.integers(0, n_items, n).astype(np.int32)
+    U, V = (rng.standard_normal((m, K)).astype(np.float32) for m in (n_users, n_items))
+    wu, wi = (rng.gamma(5, 0.2, m).astype(np.float32) for m in (n_users, n_items))
+    return rng, u, i, rng.integers(1, 6, n).astype(np.float32), U, V, wu, wi
+
+
+def test_explain_and_noise_passes_match_the_tensor_code():
+    rng, u, i, y, U, V, wu, wi = _random_ratings()
+    at = torch.sparse_csr_tensor(torch.tensor(np.r_[0, np.cumsum(np.bincount(u, minlength=30))]), torch.tensor(i), torch.ones(len(u)), (30, 20))
+    users, items = Side(30, 5, None, 'cpu', 1.), Side(20, 5, None, 'cpu', 1.)
+    users.th, items.th = torch.tensor(U), torch.tensor(V)
+    want = B._explained(users, items, at).numpy()  # the sampled matrix product, ratings sorted by user
+    out = np.empty(len(u), np.float32)
+    sw, swl = B._explain(u, i, y, U, V, wu, wi, out)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+    w = wu[u] * wi[i]
+    assert np.isclose(sw, w.sum(), rtol=1e-5) and np.isclose(swl, (w * (y - want)).sum(), rtol=1e-4)
+    sq = np.empty(len(u), np.float32)
+    assert np.isclose(B._sq_err(y, np.float32(3.), out, sq), ((y - 3 - out) ** 2).sum(), rtol=1e-5)
+    np.testing.assert_allclose(sq, (y - 3 - out) ** 2, rtol=1e-5)
+    by_user = np.empty(30, np.float32); B._sums_by(u, i, wi, sq, by_user)
+    np.testing.assert_allclose(by_user, np.bincount(u, wi[i] * sq, minlength=30), rtol=1e-5)
+    assert np.isclose(B._weighted_sum(u, i, wu, wi, sq), (wu[u] * wi[i] * sq).sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize('sample', [True, False])
+def test_side_sums_match_the_sparse_products(sample):
+    "Each row's sums over its ratings, computed as it goes, are the sparse products' over the table of z z^T."
+    rng, u, i, y, _, V, _, wi = _random_ratings()
+    crow = np.r_[0, np.cumsum(np.bincount(u, minlength=30))].astype(np.int32)
+    eps = rng.standard_normal(len(u)).astype(np.float32) if sample else np.zeros(0, np.float32)
+    z = np.concatenate([np.ones((20, 1), np.float32), V[:, 1:]], 1)
+    S, t, noise = np.zeros((30, 5, 5), np.float32), np.zeros((30, 5), np.float32), np.zeros((30, 5), np.float32)
+    B._side_sums(crow, i, y, eps, z, wi, V[:, 0].copy(), np.float32(3.5), 0, 30, S, t, noise)
+    for row in range(30):
+        js = slice(crow[row], crow[row + 1])
+        zr, wr = z[i[js]], wi[i[js]]
+        np.testing.assert_allclose(S[row], (wr[:, None, None] * zr[:, :, None] * zr[:, None, :]).sum(0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(t[row], ((wr * (y[js] - 3.5 - V[i[js], 0]))[:, None] * zr).sum(0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(noise[row], ((eps[js] * np.sqrt(wr))[:, None] * zr).sum(0) if sample else 0, rtol=1e-4, atol=1e-4)
+
+
+def test_the_compiled_sampler_draws_what_the_tensor_code_draws(monkeypatch):
+    "Same seed, same random numbers: the compiled vectors (every table 'out of cache') follow the sparse products' draws."
+    u, i, r, _ = low_rank_data(n_users=80, n_items=50, n_ratings=1500, noise=0.5, seed=3)
+    fit = lambda: gibbs(u, i, r, 81, 51, n_factors=4, n_iter=4, burn=1, keep=1, score=ToScore(u[:200], i[:200]), progress=False, device='cpu')
+    monkeypatch.setattr(B, 'ZZ_IN_CACHE', 1 << 40); products = fit()
+    monkeypatch.setattr(B, 'ZZ_IN_CACHE', 0); compiled = fit()
+    np.testing.assert_allclose(compiled.pred, products.pred, atol=1e-3)
+    np.testing.assert_allclose(compiled.trace.alpha, products.trace.alpha, rtol=1e-3)

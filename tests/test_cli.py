@@ -159,6 +159,7 @@ def _bad_files(d):
     (['train', '--out', '{d}/new', '--ratings', '{d}/notacsv.csv'], 'notacsv.csv'),
     (['train', '--out', '{d}/new', '--ratings', '{d}/missing.csv'], 'no ratings file at'),
     (['train', '--out', '{d}/new', '--recipe', 'bayes', '--lr', '0.1'], '--lr do(es) not apply to --recipe bayes'),
+    (['train', '--out', '{d}/new', '--recipe', 'sgd', '--bs', '64'], '--bs do(es) not apply to --recipe sgd'),
 ])
 def test_bad_input_one_line_status_2_nothing_written(trained, tmp_path, args, message):
     d = _bad_files(tmp_path)
@@ -189,7 +190,7 @@ def cli(command, *args):
 
 
 @pytest.mark.parametrize('recipe,kind', [('book', 'EmbeddingDotBias'), ('nn', 'EmbeddingNN'), ('rank', 'SoftmaxDot'),
-                                         ('bayes', 'BayesDot')])
+                                         ('bayes', 'BayesDot'), ('sgd', 'FastDotBias')])
 def test_train_each_recipe(trained, tmp_path, recipe, kind):
     d, r, _ = trained
     res = cli('train', '--out', str(tmp_path/recipe), '--ratings', str(d/'ratings.csv'), '--user-col', 'uid',
@@ -319,15 +320,15 @@ def test_evaluate_and_bench_the_bayes_recipe_on_the_tiny_folder(tiny_ml100k):
 def test_bench_ladder_prints_a_line_per_point(tmp_path):
     from ajtfb_collab.synthetic import ladder_ratings
     import pandas as pd
-    res = cli('bench ladder', '--sizes', '100k', '--recipes', 'fast,bayes', '--csv', str(tmp_path/'ladder.csv'))
+    res = cli('bench ladder', '--sizes', '100k', '--recipes', 'fast,sgd,bayes', '--csv', str(tmp_path/'ladder.csv'))
     assert res.returncode == 0, res.stderr
     lines = [l for l in res.stdout.splitlines() if l.startswith('size=100k recipe=')]
-    assert [l.split()[1] for l in lines] == ['recipe=fast', 'recipe=bayes']
+    assert [l.split()[1] for l in lines] == ['recipe=fast', 'recipe=sgd', 'recipe=bayes']
     for l in lines:
         kv = dict(p.split('=') for p in l.split())
         assert float(kv['seconds']) > 0 and float(kv['ns_per_rating']) > 0 and float(kv['noise_floor_mse']) > 0.5
         assert float(kv['valid_mse']) < ladder_ratings('100k').rating.var()  # better than predicting the mean
-    assert pd.read_csv(tmp_path/'ladder.csv').recipe.tolist() == ['fast', 'bayes']  # the table, for the bench notebook
+    assert pd.read_csv(tmp_path/'ladder.csv').recipe.tolist() == ['fast', 'sgd', 'bayes']  # the table, for the bench notebook
     assert cli('bench ladder', '--sizes', '5m').returncode == 2
 
 

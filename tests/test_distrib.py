@@ -72,3 +72,11 @@ def test_killed_process_stops_the_run_and_nothing_is_saved(tmp_path):
     assert not (out/'model.pth').exists()
     for pid in workers.values():  # no process left behind
         assert not Path(f'/proc/{pid}').exists() or 'Z' in Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+
+
+def test_only_gradient_recipes_train_data_parallel():
+    from ajtfb_collab.distrib import check_ddp_recipe
+    from ajtfb_collab.core import BadValueError
+    for name in ('fast', 'rank'): check_ddp_recipe(name)
+    for name, why in [('bayes', 'Gibbs sampler'), ('sgd', 'one at a time'), ('book', 'needs CUDA')]:
+        with pytest.raises(BadValueError, match=why): check_ddp_recipe(name)
