@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_cli.ipynb #696fa9b4
 from __future__ import annotations
-import argparse, contextlib, inspect, io, math, os, signal, sys, time
+import argparse, contextlib, inspect, io, math, os, signal, sys, threading, time
 from pathlib import Path
 from fastcore.docments import docments
 from fastcore.script import Param
@@ -13,8 +13,8 @@ from fastcore.imports import in_ipython
 # it runs, so `ajtfb-collab --help` and `ajtfb-collab COMMAND --help` answer in a fraction of a second, not five.
 
 # %% auto #0
-__all__ = ['COMMANDS', 'COUNT', 'SHARE', 'POSITIVE', 'DECAY', 'CHECKS', 'MODEL_FILE', 'RECIPE_NAMES', 'RELEASES', 'command',
-           'UsageError', 'parser', 'run_command', 'format_summary', 'data', 'markdown_table', 'with_diff',
+__all__ = ['COMMANDS', 'COUNT', 'SHARE', 'POSITIVE', 'DECAY', 'CHECKS', 'MODEL_FILE', 'RECIPE_NAMES', 'RELEASES', 'CLOSE_WAIT',
+           'command', 'UsageError', 'parser', 'run_command', 'format_summary', 'data', 'markdown_table', 'with_diff',
            'write_figures', 'reproduce', 'recipes', 'train', 'item_names', 'recommend_cmd', 'similar', 'serve_cmd',
            'coldstart', 'bench', 'bench_bayes', 'bench_ladder', 'bench_ddp', 'evaluate', 'rank_eval', 'usage', 'main']
 
@@ -424,6 +424,8 @@ def similar(model_dir:str, # folder holding model.pth, from `ajtfb-collab train`
     print(_named(most_similar(model, item, n=n), names).to_string(index=False, float_format='%.3f'))
 
 # %% ../nbs/22_cli.ipynb #ead250e9
+CLOSE_WAIT = 20  # seconds `serve` waits, after Ctrl-C, for the server's threads to close before it leaves anyway
+
 @command()
 def serve_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab train`
               items:str=None, # items CSV with names for numbered items (e.g. movies.csv)
@@ -452,7 +454,9 @@ def serve_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab trai
     except KeyboardInterrupt: print('stopped', flush=True)
     finally:
         with contextlib.suppress(ValueError): signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while closing: no traceback
-        stop(demo)
+        closing = threading.Thread(target=stop, args=(demo,), daemon=True)
+        closing.start(); closing.join(CLOSE_WAIT)
+        if closing.is_alive(): sys.stdout.flush(); sys.stderr.flush(); os._exit(0)  # the server's threads did not finish closing: leave anyway
 
 # %% ../nbs/22_cli.ipynb #a6208c7e
 @command()
