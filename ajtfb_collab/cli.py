@@ -448,6 +448,8 @@ def serve_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab trai
         items, ratings, items_id_col, items_name_col = ml.movies, ml.ratings, 'movie', 'title'
     demo = make_app(_load_dir(model_dir), items, ratings, items_id_col, items_name_col)
     url = serve(demo, host, port)
+    with contextlib.suppress(ValueError):  # Ctrl-C stops the page even if this process was started with SIGINT ignored (a child inherits that)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         print(f"serving {model_dir} at {url} (Ctrl-C stops)", flush=True)
         while demo.is_running: time.sleep(0.2)

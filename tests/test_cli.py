@@ -391,12 +391,15 @@ def test_dataset_by_name_trains_recommends_and_evaluates(release_1m, tmp_path):
     assert not (tmp_path/'m25').exists()
 
 
-def test_serve_prints_its_address_and_stops_on_ctrl_c(trained):
-    "The command a person runs: the address on the first line, the page answers, Ctrl-C (even twice) stops it cleanly."
+@pytest.mark.parametrize('sigint_ignored', [False, True])
+def test_serve_prints_its_address_and_stops_on_ctrl_c(trained, sigint_ignored):
+    "The command a person runs: the address on the first line, the page answers, Ctrl-C (even twice) stops it cleanly; also when started with SIGINT ignored (a worker process's children inherit that)."
     import signal, socket, time, urllib.request
     d, _, _ = trained
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]  # a free port
-    p = subprocess.Popen([EXE, 'serve', str(d/'model'), '--port', str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    p = subprocess.Popen([EXE, 'serve', str(d/'model'), '--port', str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=ignore)
     try:
         first = p.stdout.readline().strip()
         assert first == f"serving {d/'model'} at http://127.0.0.1:{port}/ (Ctrl-C stops)", (first, p.stderr.read() if p.poll() is not None else '')
