@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math, time
 from functools import partial
-from .core import BadValueError, TrainRecipe, random_split, encode, squash, kv_line
+from .core import BadValueError, TrainRecipe, random_split, encode, squash, kv_line, malloc_trim
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.foundation import L
@@ -27,8 +27,8 @@ from llvmlite import ir
 # %% auto #0
 __all__ = ['FAST_EPOCHS', 'FAST_LR', 'SPARSE_ABOVE', 'FAST', 'SGD_ROWS', 'SGD_EPOCHS', 'SGD_LR', 'SGD_LAM', 'SGD', 'SliceDL',
            'auto_bs', 'fast_collab_dls', 'FastDotBias', 'FastDotBiasKind', 'member_mse', 'FactorL2', 'FastLearner',
-           'fast_collab_learner', 'fast_fit', 'prefetcher', 'sgd_epoch', 'sgd_predict', 'sgd_grid', 'SGDLearner',
-           'sgd_learner']
+           'fast_collab_learner', 'fast_fit', 'prefetcher', 'lazy_adam_rows', 'LazyAdam', 'TrimHeap', 'sgd_epoch',
+           'sgd_predict', 'sgd_grid', 'SGDLearner', 'sgd_learner']
 
 # %% ../nbs/13_fast.ipynb #45cab962
 class SliceDL:
@@ -195,7 +195,7 @@ def fast_collab_learner(dls:DataLoaders, # from `fast_collab_dls`
                         y_range:tuple|None=(0., 5.5), # `sigmoid_range` of the output, as in the book
                         n_members:int=1, # independent models averaged (see `FastDotBias`)
                         lam:float=0.1, # per-rating L2 penalty on the factors (`FactorL2`)
-                        sparse:bool|None=None, # sparse gradients and `SparseAdam`; `None`: above `SPARSE_ABOVE` weights
+                        sparse:bool|None=None, # sparse gradients and `LazyAdam` (below); `None`: above `SPARSE_ABOVE` weights
                         **kwargs # passed to `Learner` (cbs, metrics, opt_func, path...)
                        ) -> Learner:
     "A `Learner` with a `FastDotBias` model for `dls`, trained with MSE and the per-rating L2 penalty."
@@ -203,10 +203,10 @@ def fast_collab_learner(dls:DataLoaders, # from `fast_collab_dls`
     n_users, n_items = [len(c) for c in dls.classes.values()]
     if sparse is None: sparse = (n_users + n_items) * n_factors * n_members > SPARSE_ABOVE
     model = FastDotBias(n_users, n_items, n_factors, y_range, n_members, sparse=sparse)
-    cbs = [FactorL2(lam)] + list(L(kwargs.pop('cbs', None)))  # fastai takes one callback or several
-    # fastai's Adam with decoupled weight decay off; or torch's lazy `SparseAdam` (same betas and eps), which
-    # updates only the rows a batch used and has no weight decay to set (wd=None)
-    opt = (dict(opt_func=partial(OptimWrapper, opt=partial(torch.optim.SparseAdam, betas=(0.9, 0.99), eps=1e-5)), wd=None)
+    cbs = [FactorL2(lam)] + ([TrimHeap(every=100)] if sparse else []) + list(L(kwargs.pop('cbs', None)))  # fastai takes one callback or several
+    # fastai's Adam with decoupled weight decay off; or a lazy Adam (same betas and eps: torch's `SparseAdam`,
+    # compiled on a CPU), which updates only the rows a batch used and has no weight decay to set (wd=None)
+    opt = (dict(opt_func=partial(OptimWrapper, opt=partial(LazyAdam, betas=(0.9, 0.99), eps=1e-5)), wd=None)
            if sparse else dict(opt_func=Adam, wd=0.))
     kwargs = dict(dict(loss_func=member_mse, metrics=mse, **opt), **kwargs)  # what the caller passes wins
     learn = FastLearner(dls, model, cbs=cbs, **kwargs)
@@ -240,6 +240,82 @@ def prefetcher(n_bytes:int=256):
     return fetch
 
 _prefetch = prefetcher(256)  # four cache lines: a row of 64 float32 factors
+
+# %% ../nbs/13_fast.ipynb #1fba4df3
+@njit(fastmath=True, cache=True, nogil=True)
+def lazy_adam_rows(rows, g, # (n,) int64 rows of a batch's sparse gradient (repeats allowed), (n, k) their gradients
+                   W, M, V, # (n_rows, k) weights, first and second moments, updated in place
+                   slot, # (n_rows,) int32, all -1: a row's place among the distinct rows (left all -1 again)
+                   uniq, acc, # scratch: (>= n,) int64 and (>= n, k) of `g`'s dtype, the distinct rows and their summed gradients
+                   b1, b2, eps, step_size, # Adam's betas and eps; lr with both bias corrections folded in
+                   ahead=8): # distinct rows ahead whose rows of `W`, `M`, `V` are prefetched
+    "One step of lazy Adam (torch's `SparseAdam`) on the rows that `rows` names: repeats merged, then each row updated once."
+    n, k = g.shape
+    m = 0  # distinct rows so far
+    for j in range(n):
+        r = rows[j]; s = slot[r]
+        if s < 0:
+            s = m; slot[r] = s; uniq[s] = r; m += 1
+            for c in range(k): acc[s, c] = g[j, c]
+        else:
+            for c in range(k): acc[s, c] += g[j, c]
+    for s in range(m):
+        if s + ahead < m: a = uniq[s + ahead]; _prefetch(W, a); _prefetch(M, a); _prefetch(V, a)
+        r = uniq[s]; slot[r] = -1
+        for c in range(k):
+            gc = acc[s, c]
+            mc = M[r, c] + (gc - M[r, c]) * (1 - b1)       # old + (1 - beta) (new - old), as torch writes it
+            vc = V[r, c] + (gc * gc - V[r, c]) * (1 - b2)
+            M[r, c], V[r, c] = mc, vc
+            W[r, c] -= step_size * mc / (math.sqrt(vc) + eps)
+
+class LazyAdam(torch.optim.SparseAdam):
+    "torch's `SparseAdam` (the same state, the same update) whose step on a CPU table is `lazy_adam_rows`: two compiled passes."
+    def __init__(self, params, **kwargs):
+        super().__init__(params, **kwargs)
+        self.slots, self.scratch = {}, {}  # id(table) -> its `slot` array; its scratch arrays, kept from step to step
+    def _compiled(self, p, group) -> bool:
+        return p.device.type == 'cpu' and p.dim() == 2 and p.is_contiguous() and not group.get('maximize') and p.grad._nnz() > 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad(): loss = closure()
+        for group in self.param_groups:
+            (b1, b2), rest = group['betas'], []
+            for p in group['params']:
+                if p.grad is None: continue
+                if not p.grad.is_sparse: raise RuntimeError("LazyAdam needs sparse gradients (nn.Embedding(sparse=True)); use Adam for dense ones")
+                st = self.state[p]
+                if not st: st.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))  # as `SparseAdam`
+                st['step'] += 1
+                if not self._compiled(p, group): rest.append(p); continue
+                t = st['step']
+                step_size = float(group['lr']) * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                g = p.grad
+                rows, vals = g._indices()[0].numpy(), g._values().contiguous().numpy()
+                slot, (uniq, acc) = self.slots.get(id(p)), self.scratch.get(id(p), (np.empty(0, np.int64), None))
+                if slot is None or len(slot) != len(p): slot = self.slots[id(p)] = np.full(len(p), -1, np.int32)
+                if len(uniq) < len(rows) or acc.shape[1:] != vals.shape[1:] or acc.dtype != vals.dtype:
+                    uniq, acc = self.scratch[id(p)] = np.empty(len(rows), np.int64), np.empty_like(vals)
+                lazy_adam_rows(rows, vals, p.detach().numpy(), st['exp_avg'].numpy(), st['exp_avg_sq'].numpy(),
+                               slot, uniq, acc, b1, b2, group['eps'], step_size)
+            if rest:  # a GPU, `maximize`: torch's own update
+                torch.optim._functional.sparse_adam(rest, [p.grad for p in rest], [self.state[p]['exp_avg'] for p in rest],
+                    [self.state[p]['exp_avg_sq'] for p in rest], [self.state[p]['step'] for p in rest], eps=group['eps'],
+                    beta1=b1, beta2=b2, lr=float(group['lr']), maximize=group.get('maximize', False))
+        return loss
+
+# %% ../nbs/13_fast.ipynb #f892dd41
+class TrimHeap(Callback):
+    "Every `every` training batches, hand the C heap's freed pages back to the system (glibc's `malloc_trim`)."
+    order = 99
+    def __init__(self, every:int=1): self.every, self.trim, self.n = every, malloc_trim(), 0
+    def after_batch(self):
+        if not self.training or self.trim is None: return
+        self.n += 1
+        if self.n % self.every == 0: self.trim(0)
 
 # %% ../nbs/13_fast.ipynb #e4b05429
 @njit(fastmath=True, cache=True, nogil=True)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math, weakref
 from functools import partial
-from .core import BadValueError, TooLargeError, TrainRecipe, kv_line, malloc_trim
+from .core import BadValueError, TooLargeError, TrainRecipe, kv_line
 import numpy as np, pandas as pd, torch
 from fastcore.meta import delegates
 from fastcore.foundation import L
@@ -15,13 +15,13 @@ from fastai.callback.core import Callback
 from fastai.optimizer import OptimWrapper
 from .kinds import model_kind, per_user_mean, register
 from .chapter import BOOK
-from .fast import FAST, FastDotBias, FastDotBiasKind, FastLearner, auto_bs, fast_collab_dls
+from .fast import FAST, FastDotBias, FastDotBiasKind, FastLearner, TrimHeap, auto_bs, fast_collab_dls
 from .topn import ease, evaluate_ranking, model_recommender, most_popular, tune_on_training
 
 # %% auto #0
 __all__ = ['FULL_SOFTMAX_MAX', 'N_NEGATIVES', 'CE_BLOCK', 'RANK', 'OURS', 'softmax_ce', 'SoftmaxDot', 'SoftmaxLoss',
-           'SoftmaxDotKind', 'KeptGradAdamW', 'rank_opt', 'TrimHeap', 'rank_bs', 'rank_dls', 'rank_learner',
-           'ranking_table', 'rank_line']
+           'SoftmaxDotKind', 'KeptGradAdamW', 'rank_opt', 'rank_bs', 'rank_dls', 'rank_learner', 'ranking_table',
+           'rank_line']
 
 # %% ../nbs/17_rank.ipynb #183f000a
 FULL_SOFTMAX_MAX = 8192  # catalogues up to this size train with the full softmax; larger ones with a sampled one
@@ -186,14 +186,6 @@ def rank_opt(params, **kwargs) -> OptimWrapper:
     "fastai's `Adam` with decoupled weight decay (betas 0.9 and 0.99, eps 1e-5) as PyTorch's fused `AdamW`: one pass over the tables a step."
     return OptimWrapper(params, opt=partial(KeptGradAdamW, betas=(0.9, 0.99), eps=1e-5, fused=True), **kwargs)
 
-
-# %% ../nbs/17_rank.ipynb #1eadcf59
-class TrimHeap(Callback):
-    "After every training batch, hand the C heap's freed pages back to the system (glibc's `malloc_trim`)."
-    order = 99
-    def __init__(self): self.trim = malloc_trim()
-    def after_batch(self):
-        if self.training and self.trim is not None: self.trim(0)
 
 # %% ../nbs/17_rank.ipynb #daacfc29
 def rank_bs(n_train:int, steps:int=1000) -> int:

@@ -7,7 +7,8 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from ajtfb_collab.core import BadValueError, random_split
 from ajtfb_collab.synthetic import synthetic_ratings
-from ajtfb_collab.fast import (SliceDL, fast_collab_dls, FastDotBias, member_mse, FastLearner, fast_collab_learner, fast_fit, auto_bs)
+from ajtfb_collab.fast import (SliceDL, fast_collab_dls, FastDotBias, member_mse, FastLearner, fast_collab_learner, fast_fit, auto_bs,
+                               LazyAdam, TrimHeap)
 from ajtfb_collab.inference import predict_ratings
 
 
@@ -149,9 +150,48 @@ def test_sparse_path(ratings):
     dls = fast_collab_dls(ratings, bs=128)
     set_seed(0); learn = fast_collab_learner(dls, n_factors=8, lam=0.05, sparse=True)
     with learn.no_bar(), learn.no_logging(): fast_fit(learn, epochs=10, lr=3e-2)
-    assert isinstance(learn.opt.opt, torch.optim.SparseAdam) and learn.model.u_weight.sparse
+    assert isinstance(learn.opt.opt, LazyAdam) and learn.model.u_weight.sparse
+    assert [cb.every for cb in learn.cbs if isinstance(cb, TrimHeap)] == [100]
     assert learn.recorder.values[-1][1] < 0.5 * dls.valid.y.var().item()
     assert not fast_collab_learner(dls).model.u_weight.sparse  # small tables: dense by default
+
+
+def _adam_steps(opt_cls, steps=30, seed=0, **kwargs):
+    "A factor table and a bias table, sparse, trained on the same batches (rows repeated within each)."
+    torch.manual_seed(seed)
+    embs = torch.nn.ModuleList([torch.nn.Embedding(300, 8, sparse=True), torch.nn.Embedding(300, 1, sparse=True)])
+    opt = opt_cls(embs.parameters(), lr=3e-2, betas=(0.9, 0.99), eps=1e-5, **kwargs)
+    for s in range(steps):
+        x = torch.randint(0, 60 if s % 2 else 300, (128,))  # every other batch: a fifth of the rows, many repeats
+        opt.zero_grad(); (embs[0](x).pow(2).sum() + (embs[1](x) - 1).pow(2).sum()).backward(); opt.step()
+    return embs, opt
+
+
+@pytest.mark.parametrize('maximize', [False, True])
+def test_lazy_adam_is_torchs_sparse_adam(maximize):
+    "Same weights and state as torch's `SparseAdam` (with `maximize`, torch's own update runs); torch's optimiser can go on from its state."
+    (ours, lazy), (ref, torch_opt) = _adam_steps(LazyAdam, maximize=maximize), _adam_steps(torch.optim.SparseAdam, maximize=maximize)
+    for a, b in zip(ours.parameters(), ref.parameters()): assert torch.allclose(a, b, atol=1e-6), (a - b).abs().max()
+    for a, b in zip(lazy.state.values(), torch_opt.state.values()):
+        assert a['step'] == b['step'] == 30
+        for k in ('exp_avg', 'exp_avg_sq'): assert torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert all((s == -1).all() for s in lazy.slots.values())  # every slot handed back
+    cont = torch.optim.SparseAdam(ours.parameters(), lr=3e-2, betas=(0.9, 0.99), eps=1e-5, maximize=maximize)
+    cont.load_state_dict(lazy.state_dict())  # the same state layout
+    assert all(cont.state[p]['step'] == 30 for p in ours.parameters())
+
+
+def test_lazy_adam_refuses_dense_gradients():
+    p = torch.nn.Parameter(torch.zeros(4, 2)); p.grad = torch.ones(4, 2)
+    with pytest.raises(RuntimeError, match='sparse gradients'): LazyAdam([p]).step()
+
+
+def test_trim_heap_counts_training_batches():
+    th = TrimHeap(every=2); calls = []; th.trim = calls.append
+    th.training = True
+    for _ in range(5): th.after_batch()
+    th.training = False; th.after_batch()
+    assert (calls, th.n) == ([0, 0], 5)
 
 
 def test_save_load_round_trip(ratings, tmp_path):
