@@ -20,9 +20,9 @@ from numba import njit
 from .evaluate import score_folds
 
 # %% auto #0
-__all__ = ['DENSE_SIDE_MAX', 'ROWS', 'ZZ_IN_CACHE', 'PARTS', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'ToScore', 'gibbs',
-           'BayesDot', 'BayesDotKind', 'bayes_dls', 'side_features', 'BayesLearner', 'bayes_learner',
-           'bayes_fit_predict', 'bayes_folds']
+__all__ = ['DENSE_SIDE_MAX', 'SIDE_BLOCK_BYTES', 'ROWS', 'ZZ_IN_CACHE', 'PARTS', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior',
+           'ToScore', 'gibbs', 'BayesDot', 'BayesDotKind', 'bayes_dls', 'side_features', 'BayesLearner',
+           'bayes_learner', 'bayes_fit_predict', 'bayes_folds']
 
 # %% ../nbs/15_bayes.ipynb #47215b61
 def _csr(rows:np.ndarray, cols:np.ndarray, shape:tuple, device) -> tuple:
@@ -76,6 +76,20 @@ def _as_csr(F:sps.csr_matrix, device) -> torch.Tensor:
                                    check_invariants=False).to(device)  # SciPy's CSR is valid: no need to check it again
 
 DENSE_SIDE_MAX = 1 << 22  # side information of up to this many entries (n x p) is drawn in the eigenbasis of F^T F
+SIDE_BLOCK_BYTES = 2 * 2**20  # bytes of the (p, K) table's rows that one column block of F reads (measured at 32M, below)
+
+def _col_blocks(F:sps.csr_matrix, K:int, device, block_bytes:int|None=None) -> list:
+    "`F`'s columns in blocks whose rows of a `(p, K)` float32 table fill `block_bytes` (`SIDE_BLOCK_BYTES`): `[(a, b, F[:, a:b])]`, torch CSR; one on a GPU."
+    cols = max(1, (block_bytes or SIDE_BLOCK_BYTES) // (4 * K)) if torch.device(device).type == 'cpu' else F.shape[1]
+    if cols >= F.shape[1]: return [(0, F.shape[1], _as_csr(F, device))]
+    return [(a, min(a + cols, F.shape[1]), _as_csr(F[:, a:a + cols].tocsr(), device)) for a in range(0, F.shape[1], cols)]
+
+def _mm(blocks:list, X:torch.Tensor) -> torch.Tensor:
+    "`F @ X` `(n, K)` from `F`'s column blocks (`_col_blocks`): each block's product reads only its own slice of `X`'s rows."
+    (a, b, Fb), *rest = blocks
+    out = Fb @ X[a:b]
+    for a, b, Fb in rest: out += Fb @ X[a:b]
+    return out
 
 class Side:
     "One side (users or items) of the model: its vectors `th` `(n, K)` and their prior, `N(m + F B, Lam^-1)` per row."
@@ -96,8 +110,8 @@ class Side:
                 Fd = torch.from_numpy(Fs.toarray()).double()
                 e, Q = torch.linalg.eigh(Fd.T @ Fd)
                 self.e, self.FQ = e.clamp_min(0).float().to(device), (Fd @ Q).float().to(device)  # (p,), (n, p)
-            else:  # large: what conjugate gradients need
-                self.Ft = _as_csr(Fs.T.tocsr(), device)  # (p, n): F^T, for the products F^T x
+            else:  # large: what conjugate gradients need, F and F^T in column blocks (`_mm`)
+                self.F_cols, self.Ft_cols = _col_blocks(Fs, K, device), _col_blocks(Fs.T.tocsr(), K, device)  # F (n, p); F^T (p, n)
                 self.F_sq = torch.as_tensor(np.asarray(Fs.multiply(Fs).sum(0)).ravel(), device=device)  # (p,) diag of F^T F
     @property
     def prior_mean(self) -> torch.Tensor: return self.m + (self.FB if self.F is not None else 0)  # (n, K) or (K,)
@@ -161,12 +175,12 @@ def _side_weights(me:Side, sample:bool, tol:float=1e-2):
     rhs = me.th - me.m  # (n, K)
     if sample:  # perturb, then solve: A^-1 (F^T (y + e1) + sqrt(lam_b) e2) is an exact draw of N(A^-1 F^T y, A^-1 (x) Lam^-1)
         rhs = rhs + _normal_rows(me.n, me.Lam)
-    b = me.Ft @ rhs  # (p, K)
+    b = _mm(me.Ft_cols, rhs)  # (p, K)
     if sample: b = b + math.sqrt(me.lam_b) * _normal_rows(len(b), me.Lam)
-    matvec = lambda X: me.Ft @ (me.F @ X) + me.lam_b * X  # A X, two passes over F's nonzeros
+    matvec = lambda X: _mm(me.Ft_cols, _mm(me.F_cols, X)).add_(X, alpha=me.lam_b)  # A X, two passes over F's nonzeros
     me.B, me.cg_iters = _cg(matvec, b, me.B, (me.F_sq + me.lam_b)[:, None], tol)  # warm start: the last draw
     if sample: _lam_b(me)
-    me.FB = me.F @ me.B
+    me.FB = _mm(me.F_cols, me.B)
 
 ROWS = 8192  # rows of one side drawn at a time: their (ROWS, K, K) precisions and factors stay in the caches
 

@@ -192,3 +192,24 @@ def test_the_compiled_sampler_draws_what_the_tensor_code_draws(monkeypatch):
     monkeypatch.setattr(B, 'ZZ_IN_CACHE', 0); compiled = fit()
     np.testing.assert_allclose(compiled.pred, products.pred, atol=1e-3)
     np.testing.assert_allclose(compiled.trace.alpha, products.trace.alpha, rtol=1e-3)
+
+
+def test_column_blocks_give_the_same_products_and_weights(monkeypatch):
+    "F's products from column blocks are F's products; the side-information weights solved through them are the same."
+    import scipy.sparse as sps
+    from ajtfb_collab import bayes
+    F = sps.random(50, 37, density=0.15, format='csr', dtype=np.float32, random_state=1)
+    X = torch.randn(37, 4)
+    blocks = bayes._col_blocks(F, 4, 'cpu', block_bytes=4 * 4 * 5)  # 5 columns a block
+    assert [b - a for a, b, _ in blocks] == [5] * 7 + [2]
+    assert torch.allclose(bayes._mm(blocks, X), torch.from_numpy(F.toarray()) @ X, atol=1e-5)
+    Bs = []
+    for block_bytes, n_blocks in ((bayes.SIDE_BLOCK_BYTES, (1, 1)), (4 * 4 * 5, (8, 10))):  # F's 37 columns, F^T's 50: in blocks of 5
+        monkeypatch.setattr(bayes, 'SIDE_BLOCK_BYTES', block_bytes)
+        torch.manual_seed(0)
+        me = Side(50, 4, F, 'cpu', lam=1., dense_max=0)
+        assert (len(me.F_cols), len(me.Ft_cols)) == n_blocks
+        me.th, me.lam_b = torch.randn(50, 4), 0.5
+        _side_weights(me, sample=False, tol=1e-6)
+        Bs.append(me.B)
+    assert torch.allclose(*Bs, atol=1e-4)
