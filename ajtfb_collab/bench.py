@@ -23,7 +23,7 @@ from .distrib import launch, sharded_ctx, workers_error
 # %% auto #0
 __all__ = ['PEERS', 'LADDER_RECIPES', 'UNITS', 'STEP_COLS', 'bench_fit', 'run_bench', 'bench_line', 'pareto', 'peer_bench',
            'peer_line', 'scale_run', 'scale_bench', 'ladder_data', 'ladder_point', 'ladder_line', 'check_ladder',
-           'ladder_bench', 'plot_ladder', 'ddp_bench', 'ddp_line']
+           'ladder_bench', 'plot_ladder', 'ladder_ratios', 'ddp_bench', 'ddp_line']
 
 # %% ../nbs/21_bench.ipynb #34c2cb25
 def bench_fit(recipe:TrainRecipe, # `STOCK`, `BOOK`, `FAST` or any other
@@ -229,6 +229,20 @@ def plot_ladder(table:pd.DataFrame, ax=None):
     ax.set(xlabel='ratings', ylabel='seconds', title='The ladder: cost against size')
     ax.legend(); ax.grid(True, which='both', alpha=0.3)
     return ax
+
+# %% ../nbs/21_bench.ipynb #74717715
+def ladder_ratios(table:pd.DataFrame) -> list[str]:
+    "`size=.. bayes_over_myfm_sweep=..` for each size with both; `cost_per_rating=LARGEST/SMALLEST` and each recipe's growth; `size=LARGEST peak_rss_gb=..`."
+    t = table.dropna(subset=['seconds']).set_index(['size', 'recipe'])
+    sizes = [s for s in LADDER if s in t.index.get_level_values(0)]  # smallest first
+    if not sizes: return []
+    lines = [kv_line(dict(size=s, bayes_over_myfm_sweep=t.loc[(s, 'bayes'), 'seconds'] / t.loc[(s, 'myfm'), 'seconds']), '.3g')
+             for s in sizes if (s, 'bayes') in t.index and (s, 'myfm') in t.index]
+    lo, hi = sizes[0], sizes[-1]
+    if lo != hi:
+        growth = {r: t.loc[(hi, r), 'ns_per_rating'] / t.loc[(lo, r), 'ns_per_rating'] for r in LADDER_RECIPES if (lo, r) in t.index and (hi, r) in t.index}
+        lines.append(kv_line(dict(cost_per_rating=f'{hi}/{lo}', **growth), '.3g'))
+    return lines + [kv_line(dict(size=hi, peak_rss_gb=t.loc[hi].peak_rss_mb.max() / 1024), '.3g')]
 
 # %% ../nbs/21_bench.ipynb #61138996
 def ddp_bench(size:str='10m', procs:tuple=(1, 2), epochs:int=3, bs:int|None=None, folder=None, timeout:float=3600,

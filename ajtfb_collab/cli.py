@@ -525,12 +525,13 @@ def bench_ladder(sizes:str='1m', # ladder sizes, comma-separated: 100k, 1m, 10m,
                  csv:str=None # also write the table to this CSV file
                 ):
     "The MovieLens ladder: every recipe and peer at each size, each point in its own process on the same data and threads; a line per point."
-    from ajtfb_collab.bench import ladder_bench, check_ladder
+    from ajtfb_collab.bench import ladder_bench, check_ladder, ladder_ratios
     sizes, recipes = tuple(s.strip() for s in sizes.split(',')), tuple(r.strip() for r in recipes.split(','))
     check_ladder(sizes, recipes)  # before anything is printed: a mistake is one line
     print(_device_line(), flush=True)
     table = ladder_bench(sizes, recipes, n_threads=threads)
     print(table.drop(columns=['note'], errors='ignore').to_string(index=False, float_format='%.4g'))
+    for line in ladder_ratios(table): print(line)  # what the ladder is read for: sweeps against myFM's, growth, memory
     _write_csv(table, csv)
 
 @command('bench ddp')

@@ -43,3 +43,14 @@ def test_bench_line_is_medians_side_by_side():
     assert bench_line(med) == 'speedup=20.0 ours_mse=0.8000 stock_mse=0.8500 ours_s=2.00 stock_s=40.00'
     assert ladder_line(dict(size='1m', recipe='fast', unit='epoch', seconds=2.0, other=1)) == 'size=1m recipe=fast unit=epoch seconds=2'
     with pytest.raises(BadValueError, match="unknown ladder size or recipe '2m'"): ladder_bench(('2m',))
+
+
+def test_ladder_ratios_read_the_table():
+    "Our sweep over myFM's where both ran, each recipe's cost per rating largest over smallest size, the largest size's peak memory."
+    import pandas as pd
+    from ajtfb_collab.bench import ladder_ratios
+    rows = [dict(size=s, recipe=r, seconds=sec, ns_per_rating=ns, peak_rss_mb=mb) for s, r, sec, ns, mb in
+            [('1m', 'fast', 2., 100., 900), ('1m', 'bayes', 1., 50., 1000), ('1m', 'myfm', 4., 80., 1100),
+             ('32m', 'fast', 60., 110., 4000), ('32m', 'bayes', 40., 65., 8000), ('32m', 'myfm', float('nan'), float('nan'), float('nan'))]]
+    lines = ladder_ratios(pd.DataFrame(rows))
+    assert lines == ['size=1m bayes_over_myfm_sweep=0.25', 'cost_per_rating=32m/1m fast=1.1 bayes=1.3', 'size=32m peak_rss_gb=7.81']

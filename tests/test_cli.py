@@ -329,6 +329,8 @@ def test_bench_ladder_prints_a_line_per_point(tmp_path):
         assert float(kv['seconds']) > 0 and float(kv['ns_per_rating']) > 0 and float(kv['noise_floor_mse']) > 0.5
         assert float(kv['valid_mse']) < ladder_ratings('100k').rating.var()  # better than predicting the mean
     assert pd.read_csv(tmp_path/'ladder.csv').recipe.tolist() == ['fast', 'sgd', 'bayes']  # the table, for the bench notebook
+    ratios = [l for l in res.stdout.splitlines() if l.startswith(('size=100k bayes_over', 'cost_per_rating=', 'size=100k peak_rss_gb='))]
+    assert len(ratios) == 1 and ratios[0].startswith('size=100k peak_rss_gb=')  # one size: no growth to print, and no myFM to compare
     assert cli('bench ladder', '--sizes', '5m').returncode == 2
 
 
