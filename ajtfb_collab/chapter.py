@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_chapter.ipynb #2c680dd4
 from __future__ import annotations
+from .registry import register_recipe
 from .core import BadValueError, TrainRecipe
 import pandas as pd, torch
 from torch import nn
@@ -32,10 +33,12 @@ class CollabNN(Module):
         return sigmoid_range(self.layers(torch.cat(embs, dim=1)), *self.y_range)  # (bs, 1)
 
 # %% ../nbs/04_chapter.ipynb #0b61478a
-BOOK = TrainRecipe('book', collab_dls, collab_learner, epochs=5, lr=5e-3, wd=0.1,
-                   dls_kwargs=dict(bs=64), learner_kwargs=dict(n_factors=50))
+BOOK = register_recipe(TrainRecipe('book', collab_dls, collab_learner, epochs=5, lr=5e-3, wd=0.1,
+                   dls_kwargs=dict(bs=64), learner_kwargs=dict(n_factors=50), help="the chapter's collab_learner",
+                   serial="it trains on fastai's TabDataLoader, whose DistributedDL needs CUDA"))
 STOCK = BOOK.but(name='stock', dls_kwargs=dict(bs=64, with_replacement=True))  # fastai's sampling, with replacement
-BOOK_NN = BOOK.but(name='nn', learner_kwargs=dict(use_nn=True, layers=[100, 50]))  # the same schedule, fastai's network
+BOOK_NN = register_recipe(BOOK.but(name='nn', learner_kwargs=dict(use_nn=True, layers=[100, 50]),  # the same schedule, fastai's network
+                                   help="the chapter's neural network (collab_learner(use_nn=True))"))
 
 # %% ../nbs/04_chapter.ipynb #f48ae08d
 def chapter_recipes() -> list[Recipe]:

@@ -4,9 +4,10 @@
 
 # %% ../nbs/13_fast.ipynb #04247d2f
 from __future__ import annotations
-import math, time
+import math
 from functools import partial
-from .core import BadValueError, TrainRecipe, random_split, encode, squash, kv_line, malloc_trim
+from .registry import register_recipe
+from .core import BadValueError, TrainRecipe, random_split, encode, squash
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.foundation import L
@@ -19,16 +20,11 @@ from fastai.metrics import mse
 from fastai.optimizer import Adam, OptimWrapper
 from fastai.torch_core import default_device
 from .kinds import EmbeddingDotBiasKind, register, y_range_of
-from numba import njit, types as nb_types
-from numba.core import cgutils
-from numba.extending import intrinsic
-from llvmlite import ir
+from .kernels import LazyAdam, TrimHeap
 
 # %% auto #0
-__all__ = ['FAST_EPOCHS', 'FAST_LR', 'SPARSE_ABOVE', 'FAST', 'SGD_ROWS', 'SGD_EPOCHS', 'SGD_LR', 'SGD_LAM', 'SGD', 'SliceDL',
-           'auto_bs', 'fast_collab_dls', 'FastDotBias', 'FastDotBiasKind', 'member_mse', 'FactorL2', 'FastLearner',
-           'fast_collab_learner', 'fast_fit', 'prefetcher', 'lazy_adam_rows', 'LazyAdam', 'TrimHeap', 'sgd_epoch',
-           'sgd_predict', 'sgd_grid', 'SGDLearner', 'sgd_learner']
+__all__ = ['FAST_EPOCHS', 'FAST_LR', 'SPARSE_ABOVE', 'FAST', 'SliceDL', 'auto_bs', 'fast_collab_dls', 'FastDotBias',
+           'FastDotBiasKind', 'member_mse', 'FactorL2', 'FastLearner', 'fast_collab_learner', 'fast_fit']
 
 # %% ../nbs/13_fast.ipynb #45cab962
 class SliceDL:
@@ -187,7 +183,7 @@ class FastLearner(Learner):
 
 # %% ../nbs/13_fast.ipynb #dc720f35
 FAST_EPOCHS, FAST_LR = 7, 1e-2
-SPARSE_ABOVE = 4_000_000  # embedding weights above which `fast_collab_learner` uses sparse gradients (see the bench notebook)
+SPARSE_ABOVE = 4_000_000  # embedding weights above which `fast_collab_learner` uses sparse gradients (see below)
 
 @delegates(Learner.__init__)
 def fast_collab_learner(dls:DataLoaders, # from `fast_collab_dls`
@@ -218,209 +214,7 @@ def fast_fit(learn:Learner, epochs:int=FAST_EPOCHS, lr:float=FAST_LR, **kwargs):
     learn.fit_one_cycle(epochs, lr, **kwargs)
     return learn
 
-FAST = TrainRecipe('fast', fast_collab_dls, fast_collab_learner, epochs=FAST_EPOCHS, lr=FAST_LR,
-                   learner_kwargs=dict(n_factors=50, lam=0.1, n_members=1))  # batches: `auto_bs` (1,024 here)
-
-# %% ../nbs/13_fast.ipynb #8a4c15a6
-def prefetcher(n_bytes:int=256):
-    "A Numba intrinsic `fetch(arr, row)`: ask the CPU to bring the first `n_bytes` of row `row` of the C-contiguous 2-d `arr` into its caches, to be written."
-    @intrinsic
-    def fetch(typingctx, arr, row):
-        def codegen(context, builder, sig, args):
-            aty = sig.args[0]
-            ary = context.make_array(aty)(context, builder, args[0])
-            at = [context.cast(builder, args[1], sig.args[1], nb_types.intp), context.get_constant(nb_types.intp, 0)]
-            base = builder.bitcast(cgutils.get_item_pointer(context, builder, aty, ary, at, wraparound=False), ir.IntType(8).as_pointer())
-            i32 = ir.IntType(32)
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [base.type, i32, i32, i32]), 'llvm.prefetch.p0')
-            for off in range(0, n_bytes, 64):  # a cache line at a time
-                builder.call(fn, [builder.gep(base, [ir.Constant(ir.IntType(64), off)]), i32(1), i32(3), i32(1)])  # write, keep, data
-            return context.get_dummy_value()
-        return nb_types.void(arr, row), codegen
-    return fetch
-
-_prefetch = prefetcher(256)  # four cache lines: a row of 64 float32 factors
-
-# %% ../nbs/13_fast.ipynb #1fba4df3
-@njit(fastmath=True, cache=True, nogil=True)
-def lazy_adam_rows(rows, g, # (n,) int64 rows of a batch's sparse gradient (repeats allowed), (n, k) their gradients
-                   W, M, V, # (n_rows, k) weights, first and second moments, updated in place
-                   slot, # (n_rows,) int32, all -1: a row's place among the distinct rows (left all -1 again)
-                   uniq, acc, # scratch: (>= n,) int64 and (>= n, k) of `g`'s dtype, the distinct rows and their summed gradients
-                   b1, b2, eps, step_size, # Adam's betas and eps; lr with both bias corrections folded in
-                   ahead=8): # distinct rows ahead whose rows of `W`, `M`, `V` are prefetched
-    "One step of lazy Adam (torch's `SparseAdam`) on the rows that `rows` names: repeats merged, then each row updated once."
-    n, k = g.shape
-    m = 0  # distinct rows so far
-    for j in range(n):
-        r = rows[j]; s = slot[r]
-        if s < 0:
-            s = m; slot[r] = s; uniq[s] = r; m += 1
-            for c in range(k): acc[s, c] = g[j, c]
-        else:
-            for c in range(k): acc[s, c] += g[j, c]
-    for s in range(m):
-        if s + ahead < m: a = uniq[s + ahead]; _prefetch(W, a); _prefetch(M, a); _prefetch(V, a)
-        r = uniq[s]; slot[r] = -1
-        for c in range(k):
-            gc = acc[s, c]
-            mc = M[r, c] + (gc - M[r, c]) * (1 - b1)       # old + (1 - beta) (new - old), as torch writes it
-            vc = V[r, c] + (gc * gc - V[r, c]) * (1 - b2)
-            M[r, c], V[r, c] = mc, vc
-            W[r, c] -= step_size * mc / (math.sqrt(vc) + eps)
-
-class LazyAdam(torch.optim.SparseAdam):
-    "torch's `SparseAdam` (the same state, the same update) whose step on a CPU table is `lazy_adam_rows`: two compiled passes."
-    def __init__(self, params, **kwargs):
-        super().__init__(params, **kwargs)
-        self.slots, self.scratch = {}, {}  # id(table) -> its `slot` array; its scratch arrays, kept from step to step
-    def _compiled(self, p, group) -> bool:
-        return p.device.type == 'cpu' and p.dim() == 2 and p.is_contiguous() and not group.get('maximize') and p.grad._nnz() > 0
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad(): loss = closure()
-        for group in self.param_groups:
-            (b1, b2), rest = group['betas'], []
-            for p in group['params']:
-                if p.grad is None: continue
-                if not p.grad.is_sparse: raise RuntimeError("LazyAdam needs sparse gradients (nn.Embedding(sparse=True)); use Adam for dense ones")
-                st = self.state[p]
-                if not st: st.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))  # as `SparseAdam`
-                st['step'] += 1
-                if not self._compiled(p, group): rest.append(p); continue
-                t = st['step']
-                step_size = float(group['lr']) * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-                g = p.grad
-                rows, vals = g._indices()[0].numpy(), g._values().contiguous().numpy()
-                slot, (uniq, acc) = self.slots.get(id(p)), self.scratch.get(id(p), (np.empty(0, np.int64), None))
-                if slot is None or len(slot) != len(p): slot = self.slots[id(p)] = np.full(len(p), -1, np.int32)
-                if len(uniq) < len(rows) or acc.shape[1:] != vals.shape[1:] or acc.dtype != vals.dtype:
-                    uniq, acc = self.scratch[id(p)] = np.empty(len(rows), np.int64), np.empty_like(vals)
-                lazy_adam_rows(rows, vals, p.detach().numpy(), st['exp_avg'].numpy(), st['exp_avg_sq'].numpy(),
-                               slot, uniq, acc, b1, b2, group['eps'], step_size)
-            if rest:  # a GPU, `maximize`: torch's own update
-                torch.optim._functional.sparse_adam(rest, [p.grad for p in rest], [self.state[p]['exp_avg'] for p in rest],
-                    [self.state[p]['exp_avg_sq'] for p in rest], [self.state[p]['step'] for p in rest], eps=group['eps'],
-                    beta1=b1, beta2=b2, lr=float(group['lr']), maximize=group.get('maximize', False))
-        return loss
-
-# %% ../nbs/13_fast.ipynb #f892dd41
-class TrimHeap(Callback):
-    "Every `every` training batches, hand the C heap's freed pages back to the system (glibc's `malloc_trim`)."
-    order = 99
-    def __init__(self, every:int=1): self.every, self.trim, self.n = every, malloc_trim(), 0
-    def after_batch(self):
-        if not self.training or self.trim is None: return
-        self.n += 1
-        if self.n % self.every == 0: self.trim(0)
-
-# %% ../nbs/13_fast.ipynb #e4b05429
-@njit(fastmath=True, cache=True, nogil=True)
-def sgd_epoch(u, i, r, # (n,) int32 user rows, int32 item rows, float32 ratings, in the order to visit
-              blocks, starts, # block ids to visit in turn; block b is rows starts[b]:starts[b+1]
-              P, Q, bu, bi, # (n_users, k), (n_items, k), (n_users,), (n_items,) float32 tables, updated in place
-              lr, lam, lo, hi, # step size, per-rating L2 on the factors, `y_range` (lo == hi: no squashing)
-              ahead=16): # ratings ahead whose rows are prefetched
-    "One pass of SGD over the ratings, one rating at a time: the summed squared error before each update."
-    k, sse, two, one = P.shape[1], 0., np.float32(2.), np.float32(1.)
-    lr32, lo32, span = np.float32(lr), np.float32(lo), np.float32(hi - lo)  # float32 throughout: twice the SIMD width
-    keep = np.float32(1. - 2. * lr * lam)  # the L2 penalty's shrink of each factor
-    for b in blocks:
-        end = starts[b + 1]
-        for j in range(starts[b], end):
-            if j + ahead < end: _prefetch(P, u[j + ahead]); _prefetch(Q, i[j + ahead])
-            uu, ii = u[j], i[j]
-            x = np.float32(0.)
-            for f in range(k): x += P[uu, f] * Q[ii, f]
-            x += bu[uu] + bi[ii]
-            if span > 0:  # sigmoid_range: d pred / d x = span * s * (1 - s)
-                s = one / (one + np.exp(-x))
-                e = lo32 + span * s - r[j]
-                a = two * lr32 * e * span * s * (one - s)
-            else: e = x - r[j]; a = two * lr32 * e
-            sse += e * e
-            bu[uu] -= a; bi[ii] -= a
-            for f in range(k):
-                p, q = P[uu, f], Q[ii, f]
-                P[uu, f] = p * keep - a * q
-                Q[ii, f] = q * keep - a * p
-    return sse
-
-@njit(fastmath=True, cache=True, nogil=True)
-def sgd_predict(u, i, P, Q, bu, bi, lo, hi):
-    "The model's ratings of the pairs `(u, i)`: `(n,)` float32, as `FastDotBias` computes them."
-    out, k = np.empty(len(u), np.float32), P.shape[1]
-    lo32, span = np.float32(lo), np.float32(hi - lo)
-    for j in range(len(u)):
-        x = np.float32(0.)
-        for f in range(k): x += P[u[j], f] * Q[i[j], f]
-        x += bu[u[j]] + bi[i[j]]
-        out[j] = lo32 + span / (np.float32(1.) + np.exp(-x)) if span > 0 else x
-    return out
-
-SGD_ROWS = 8192  # users (items) per block: a block's rows of both tables fit the last-level cache
-
-def sgd_grid(u:np.ndarray, i:np.ndarray, rows:int=SGD_ROWS, seed:int=0) -> tuple[np.ndarray, np.ndarray]:
-    "The ratings in a grid of `rows` x `rows` (users x items) blocks, in random order within each block: `(order, starts)`."
-    n_ib = int(i.max(initial=0)) // rows + 1
-    block = (u // rows).astype(np.int64) * n_ib + i // rows  # (n,) block of each rating
-    perm = np.random.default_rng(seed).permutation(len(u))
-    order = perm[np.argsort(block[perm], kind='stable')]  # by block; within one, in the random order of `perm`
-    starts = np.zeros((int(u.max(initial=0)) // rows + 1) * n_ib + 1, np.int64)
-    np.cumsum(np.bincount(block, minlength=len(starts) - 1), out=starts[1:])
-    return order, starts
-
-# %% ../nbs/13_fast.ipynb #78f26e88
-SGD_EPOCHS, SGD_LR, SGD_LAM = 10, 0.02, 0.05
-
-class SGDLearner(Learner):
-    "A `Learner` whose `fit` runs compiled SGD one rating at a time (`sgd_epoch`) on the CPU, in the order of `sgd_grid`."
-    def __init__(self, dls, n_factors:int=50, y_range:tuple|None=(0., 5.5), lam:float=SGD_LAM, init:float=0.1,
-                 rows:int=SGD_ROWS, seed:int=0, **kwargs):
-        n_users, n_items = [len(c) for c in dls.classes.values()]
-        super().__init__(dls, FastDotBias(n_users, n_items, n_factors, y_range), loss_func=member_mse, metrics=mse, **kwargs)
-        for e in (self.model.u_weight, self.model.i_weight): nn.init.normal_(e.weight, 0, init)  # SGD leaves 0.01 too slowly
-        self.lam, self.rows, self.seed, self.grid, self.epoch_seconds = lam, rows, seed, None, []
-        self.train_mean = float(dls.train.y.float().mean())  # for `predict_ratings`' fallback
-
-    def _tables(self):  # the model's weights as NumPy views: updated in place
-        m = self.model.cpu()
-        return [t.weight.data.numpy() for t in (m.u_weight, m.i_weight)] + [t.weight.data.numpy()[:, 0] for t in (m.u_bias, m.i_bias)]
-
-    def fit_one_cycle(self, n_epoch:int, lr_max:float|None=None, wd=None, **kwargs):
-        "`n_epoch` passes with the step falling from `lr_max` to 0 along a half cosine; `recorder.values`: train MSE, valid MSE, valid MSE."
-        if self.model.n_members != 1: raise BadValueError("SGDLearner trains one member")
-        lr_max = SGD_LR if lr_max is None else float(lr_max)
-        x, y = self.dls.train.x.cpu().numpy().astype(np.int32), self.dls.train.y.cpu().numpy().astype(np.float32)
-        if self.grid is None:
-            order, starts = sgd_grid(x[:, 0], x[:, 1], self.rows, self.seed)
-            self.grid = np.ascontiguousarray(x[order, 0]), np.ascontiguousarray(x[order, 1]), y[order], starts
-        u, i, r, starts = self.grid
-        vx, vy = self.dls.valid.x.cpu().numpy().astype(np.int32), self.dls.valid.y.cpu().numpy()
-        lo, hi = self.model.y_range or (0., 0.)
-        P, Q, bu, bi = self._tables()
-        rng, show = np.random.default_rng(self.seed), any(type(cb).__name__ == 'ProgressCallback' for cb in self.cbs)
-        self.recorder.values = L()
-        for epoch in range(n_epoch):
-            lr = lr_max * 0.5 * (1 + math.cos(math.pi * epoch / n_epoch))
-            start = time.perf_counter()
-            sse = sgd_epoch(u, i, r, rng.permutation(len(starts) - 1), starts, P, Q, bu, bi, lr, self.lam, lo, hi)
-            self.epoch_seconds.append(time.perf_counter() - start)
-            valid = float(np.mean((sgd_predict(vx[:, 0], vx[:, 1], P, Q, bu, bi, lo, hi) - vy) ** 2)) if len(vy) else float('nan')
-            self.recorder.values.append([sse / max(len(r), 1), valid, valid])
-            if show: print(kv_line(dict(epoch=epoch, lr=lr, train_mse=sse / max(len(r), 1), valid_mse=valid, seconds=self.epoch_seconds[-1]), '.4g'), flush=True)
-        self.model.to(self.dls.device)
-        return self
-    fit = fit_one_cycle
-
-def sgd_learner(dls, # from `fast_collab_dls`
-                n_factors:int=50, y_range:tuple|None=(0., 5.5), **kwargs # `lam`, `init`, `rows`, `seed`; the rest to `Learner`
-               ) -> SGDLearner:
-    "An `SGDLearner` for `dls`: `fit_one_cycle(n, lr)` makes `n` compiled passes."
-    return SGDLearner(dls, n_factors, y_range, **kwargs)
-
-SGD = TrainRecipe('sgd', fast_collab_dls, sgd_learner, epochs=SGD_EPOCHS, lr=SGD_LR,
-                  dls_kwargs=dict(device='cpu'), learner_kwargs=dict(n_factors=50, lam=SGD_LAM))
+FAST = register_recipe(TrainRecipe('fast', fast_collab_dls, fast_collab_learner, epochs=FAST_EPOCHS, lr=FAST_LR,
+                   learner_kwargs=dict(n_factors=50, lam=0.1, n_members=1),  # batches: `auto_bs` (1,024 here)
+                   help="ours: the book's model through a fastai Learner, many times quicker than stock fastai",
+                   serial=None, ladder=dict(units=3)))  # data-parallel under torchrun; the ladder times three epochs

@@ -4,23 +4,32 @@
 
 # %% ../nbs/12_synthetic.ipynb #8038a7b4
 from __future__ import annotations
-from .core import BadValueError
+from .core import BadValueError, TooLargeError
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['LADDER', 'HALF_STARS', 'synthetic_ratings', 'ladder_ratings', 'noise_floor']
+__all__ = ['CHOICE_CELLS_MAX', 'LADDER', 'HALF_STARS', 'synthetic_ratings', 'ladder_ratings', 'noise_floor']
 
 # %% ../nbs/12_synthetic.ipynb #aa5a7be8
+CHOICE_CELLS_MAX = 10_000_000  # users x items up to which `synthetic_ratings` can draw who rates what by taste
+
 def synthetic_ratings(n_users:int=100, n_items:int=50, n_ratings:int=2000, n_factors:int=3, noise:float=0.3,
-                      seed:int=0, titles:bool=True # `False`: leave out the `title` column (faster for millions of rows)
+                      seed:int=0, titles:bool=True, # `False`: leave out the `title` column (faster for millions of rows)
+                      choice:float=0. # how much users rate what they like: a cell's odds grow as exp(choice x its true score); 0: at random
                      ) -> pd.DataFrame:
     "A ratings table in the shape of `load_ratings` drawn from a random low-rank model (distinct user-item pairs)."
     rng = np.random.default_rng(seed)
     n_ratings = min(n_ratings, n_users * n_items)
+    if choice and n_users * n_items > CHOICE_CELLS_MAX:
+        raise TooLargeError(f"choice needs a score for each of {n_users * n_items:,} user-item cells; at most {CHOICE_CELLS_MAX:,}")
     pairs = rng.choice(n_users * n_items, size=n_ratings, replace=False)  # distinct (user, item) cells
-    users, items = pairs // n_items, pairs % n_items
     u, v = rng.normal(0, 1, (n_users, n_factors)), rng.normal(0, 1, (n_items, n_factors))
     ub, ib = rng.normal(0, 0.5, n_users), rng.normal(0, 0.5, n_items)
+    if choice:  # the cells drawn again, each in proportion to how much its user likes its item
+        score = (u @ v.T / np.sqrt(n_factors) + ib).ravel()  # (n_users * n_items,) the true score less the user's bias
+        w = np.exp(choice * (score - score.max()))
+        pairs = np.random.default_rng([seed, 1]).choice(len(w), size=n_ratings, replace=False, p=w / w.sum())
+    users, items = pairs // n_items, pairs % n_items
     raw = 3.5 + ((u[users] * v[items]).sum(1) / np.sqrt(n_factors) + ub[users] + ib[items]
                  + rng.normal(0, noise, n_ratings))
     df = pd.DataFrame({'user': users + 1, 'movie': items + 1, 'rating': np.clip(np.rint(raw), 1, 5).astype(int),

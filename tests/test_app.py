@@ -9,7 +9,7 @@ from ajtfb_collab.core import BadValueError, UnknownNameError
 from ajtfb_collab.synthetic import synthetic_ratings
 from ajtfb_collab.inference import save_model, load_model
 from ajtfb_collab.kinds import model_kind
-from ajtfb_collab.cli import recipes
+from ajtfb_collab.registry import recipes
 from ajtfb_collab.app import (Batcher, Catalogue, catalogue, search, resolve, answers_table, because, recommend_answers,
                               recommend_tables, similar_to, item_map, existing_user, describe, make_app, serve, stop)
 import gradio as gr

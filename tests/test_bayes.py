@@ -137,7 +137,7 @@ def test_rows_to_score_are_averaged_from_burn_and_traced():
 
 
 # --- the compiled passes over the ratings (CPU) ---
-from ajtfb_collab import bayes as B
+from ajtfb_collab import bayes as B, kernels as K
 
 
 def _random_ratings(n_users=30, n_items=20, n=400, K=5, seed=0):
@@ -155,16 +155,16 @@ def test_explain_and_noise_passes_match_the_tensor_code():
     users.th, items.th = torch.tensor(U), torch.tensor(V)
     want = B._explained(users, items, at).numpy()  # the sampled matrix product, ratings sorted by user
     out = np.empty(len(u), np.float32)
-    sw, swl = B._explain(u, i, y, U, V, wu, wi, out)
+    sw, swl = K.explain_ratings(u, i, y, U, V, wu, wi, out)
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
     w = wu[u] * wi[i]
     assert np.isclose(sw, w.sum(), rtol=1e-5) and np.isclose(swl, (w * (y - want)).sum(), rtol=1e-4)
     sq = np.empty(len(u), np.float32)
-    assert np.isclose(B._sq_err(y, np.float32(3.), out, sq), ((y - 3 - out) ** 2).sum(), rtol=1e-5)
+    assert np.isclose(K.squared_errors(y, np.float32(3.), out, sq), ((y - 3 - out) ** 2).sum(), rtol=1e-5)
     np.testing.assert_allclose(sq, (y - 3 - out) ** 2, rtol=1e-5)
-    by_user = np.empty(30, np.float32); B._sums_by(u, i, wi, sq, by_user)
+    by_user = np.empty(30, np.float32); K.sums_by_row(u, i, wi, sq, by_user)
     np.testing.assert_allclose(by_user, np.bincount(u, wi[i] * sq, minlength=30), rtol=1e-5)
-    assert np.isclose(B._weighted_sum(u, i, wu, wi, sq), (wu[u] * wi[i] * sq).sum(), rtol=1e-5)
+    assert np.isclose(K.weighted_total(u, i, wu, wi, sq), (wu[u] * wi[i] * sq).sum(), rtol=1e-5)
 
 
 @pytest.mark.parametrize('sample', [True, False])
@@ -175,7 +175,7 @@ def test_side_sums_match_the_sparse_products(sample):
     eps = rng.standard_normal(len(u)).astype(np.float32) if sample else np.zeros(0, np.float32)
     z = np.concatenate([np.ones((20, 1), np.float32), V[:, 1:]], 1)
     S, t, noise = np.zeros((30, 5, 5), np.float32), np.zeros((30, 5), np.float32), np.zeros((30, 5), np.float32)
-    B._side_sums(crow, i, y, eps, z, wi, V[:, 0].copy(), np.float32(3.5), 0, 30, S, t, noise)
+    K.side_sums(crow, i, y, eps, z, wi, V[:, 0].copy(), np.float32(3.5), 0, 30, S, t, noise)
     for row in range(30):
         js = slice(crow[row], crow[row + 1])
         zr, wr = z[i[js]], wi[i[js]]
@@ -197,15 +197,15 @@ def test_the_compiled_sampler_draws_what_the_tensor_code_draws(monkeypatch):
 def test_column_blocks_give_the_same_products_and_weights(monkeypatch):
     "F's products from column blocks are F's products; the side-information weights solved through them are the same."
     import scipy.sparse as sps
-    from ajtfb_collab import bayes
+    from ajtfb_collab import kernels
     F = sps.random(50, 37, density=0.15, format='csr', dtype=np.float32, random_state=1)
     X = torch.randn(37, 4)
-    blocks = bayes._col_blocks(F, 4, 'cpu', block_bytes=4 * 4 * 5)  # 5 columns a block
+    blocks = kernels.col_blocks(F, 4, 'cpu', block_bytes=4 * 4 * 5)  # 5 columns a block
     assert [b - a for a, b, _ in blocks] == [5] * 7 + [2]
-    assert torch.allclose(bayes._mm(blocks, X), torch.from_numpy(F.toarray()) @ X, atol=1e-5)
+    assert torch.allclose(kernels.blocked_mm(blocks, X), torch.from_numpy(F.toarray()) @ X, atol=1e-5)
     Bs = []
-    for block_bytes, n_blocks in ((bayes.SIDE_BLOCK_BYTES, (1, 1)), (4 * 4 * 5, (8, 10))):  # F's 37 columns, F^T's 50: in blocks of 5
-        monkeypatch.setattr(bayes, 'SIDE_BLOCK_BYTES', block_bytes)
+    for block_bytes, n_blocks in ((kernels.SIDE_BLOCK_BYTES, (1, 1)), (4 * 4 * 5, (8, 10))):  # F's 37 columns, F^T's 50: in blocks of 5
+        monkeypatch.setattr(kernels, 'SIDE_BLOCK_BYTES', block_bytes)
         torch.manual_seed(0)
         me = Side(50, 4, F, 'cpu', lam=1., dense_max=0)
         assert (len(me.F_cols), len(me.Ft_cols)) == n_blocks

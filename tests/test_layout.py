@@ -6,12 +6,12 @@ import pytest
 PKG = Path(__file__).parent.parent/'ajtfb_collab'
 NBS = PKG.parent/'nbs'
 # what each module builds on comes before it (the order of the architecture, not of the file names)
-MODULE_ORDER = ('core', 'data', 'models', 'chapter', 'datasets', 'kinds', 'interpret', 'inference', 'coldstart', 'app', 'side_info',
-                'synthetic', 'fast', 'evaluate', 'bayes', 'topn', 'rank', 'distrib', 'peers', 'timing', 'bench', 'cli')
+MODULE_ORDER = ('registry', 'core', 'kernels', 'data', 'models', 'chapter', 'datasets', 'kinds', 'interpret', 'inference', 'coldstart', 'app',
+                'side_info', 'synthetic', 'fast', 'sgd', 'evaluate', 'bayes', 'topn', 'rank', 'distrib', 'peers', 'timing', 'bench', 'cli')
 # the order a learner reads: the chapter section by section, then what goes past it, then the tools
 READING_ORDER = ('01_data', '02_models', '03_embeddings', '04_chapter', '05_datasets', '06_kinds', '07_interpret', '08_inference',
-                 '09_coldstart', '10_app', '11_side_info', '12_synthetic', '13_fast', '14_evaluate', '15_bayes', '16_topn', '17_rank',
-                 '18_distrib', '19_peers', '20_timing', '21_bench', '22_cli', '23_core')
+                 '09_coldstart', '10_app', '11_side_info', '12_synthetic', '13_fast', '14_sgd', '15_evaluate', '16_bayes', '17_topn', '18_rank',
+                 '19_distrib', '20_peers', '21_timing', '22_bench', '23_cli', '24_registry', '25_core', '26_kernels', '27_profiles')
 
 
 def notebook_of(module: Path) -> str:
@@ -23,11 +23,12 @@ MODULES = {p.stem: p for p in PKG.glob('*.py') if not p.stem.startswith('_')}
 
 
 def imports_of(module: Path) -> list[tuple[str, list[str]]]:
-    "`(module, names)` for each `from .module import names` (relative or `ajtfb_collab.`, at any depth) in `module`."
+    "`(module, names)` for each `from .module import names` (relative or `ajtfb_collab.`, at any depth) and `from ajtfb_collab import module` in `module`."
     out = []
     for node in ast.walk(ast.parse(module.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and (node.level == 1 or node.module.startswith('ajtfb_collab.')):
-            out.append((node.module.split('.')[-1], [a.name for a in node.names]))
+        if not isinstance(node, ast.ImportFrom) or not node.module: continue
+        if node.level == 1 or node.module.startswith('ajtfb_collab.'): out.append((node.module.split('.')[-1], [a.name for a in node.names]))
+        elif node.module == 'ajtfb_collab': out += [(a.name, []) for a in node.names]  # whole modules
     return out
 
 

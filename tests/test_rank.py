@@ -123,3 +123,21 @@ def test_ranking_table_puts_ours_first_and_sums_up(ratings):
                           ours=small)
     assert table.index[0] == rank.OURS and {'most popular', 'random'} <= set(table.index)
     assert rank_line(table, 5).split()[0].startswith('ndcg5=')
+
+
+def test_training_steps_reuse_their_blocks_and_gradients():
+    "A sampled softmax's training steps write their logits into one kept block and their gradients into the same dense tables."
+    import pickle
+    from ajtfb_collab.rank import rank_opt
+    torch.manual_seed(0)
+    m = SoftmaxDot(50, 40, 8, n_neg=30); x = torch.stack([torch.randint(0, 50, (64,)), torch.randint(0, 40, (64,))], 1)
+    opt, blocks, grads = rank_opt(list(m.parameters()), lr=1e-3), set(), set()
+    for _ in range(3):
+        out = m(x); SoftmaxLoss(m)(out, x[:, 1]).backward(); opt.step(); opt.zero_grad()
+        blocks.add(out.data_ptr()); grads.add(tuple(p.grad.data_ptr() for p in m.parameters() if p.grad is not None))
+    assert len(blocks) == 1 and len(grads) == 1
+    assert all(not p.grad.is_sparse for p in m.parameters() if p.grad is not None)
+    a = m(x); a0 = a.detach().clone(); b = m(x)
+    assert a.data_ptr() != b.data_ptr() and torch.equal(a, a0)  # a second forward before the first one's backward: a block of its own
+    with torch.no_grad(): assert m(x).data_ptr() != out.data_ptr()  # a forward that never runs backward: a new tensor
+    assert dict(pickle.loads(pickle.dumps(m))._scratch) == {}  # a saved model holds no blocks
