@@ -5,6 +5,7 @@
 # %% ../nbs/16_bayes.ipynb #3ec52462
 from __future__ import annotations
 import math, time
+from functools import partial
 from dataclasses import dataclass, replace
 from .registry import register_recipe
 from .core import BadValueError, TrainRecipe, kv_line, random_split
@@ -17,8 +18,8 @@ from fastprogress.fastprogress import progress_bar
 from .side_info import user_info, item_info, implicit_feedback, day_codes
 from .kinds import register
 from .fast import FastDotBias, FastDotBiasKind, fast_collab_dls, member_mse
-from .kernels import (blocked_mm, col_blocks, explain_ratings, index_type, side_sums, squared_errors, sums_by_row,
-                                  torch_csr, weighted_total)
+from .kernels import (blocked_mm, col_blocks, explain_ratings, gaussian_rows, in_threads, index_type, row_spans,
+                                  side_sums, spans, squared_errors, sums_by_row, torch_csr, weighted_total)
 from .evaluate import score_folds
 
 # %% auto #0
@@ -171,47 +172,47 @@ ZZ_IN_CACHE = 8 * 2**20  # bytes of the other side's z z^T table up to which spa
 
 def _vectors(me:Side, other:Side, ones:torch.Tensor, ys:torch.Tensor, pattern:tuple, alpha:float, mu:float,
              sample:bool):
-    "`th | everything else`: one `K x K` Gaussian per row, `ROWS` rows at a time (batched Cholesky)."
+    "`th | everything else`: one `K x K` Gaussian per row, `ROWS` rows at a time (batched Cholesky), runs of rows on every thread."
     K, O = me.K, other.th
     z = torch.cat([torch.ones_like(O[:, :1]), O[:, 1:]], 1)  # (n_other, K): [1, factors] meets [bias, factors]
-    mL, L_lam = me.prior_mean @ me.Lam, torch.linalg.cholesky(me.Lam)  # (n, K) or (K,); (K, K)
+    mL = me.prior_mean @ me.Lam  # (n, K) or (K,)
     # on a CPU, once the other side's table of z z^T (153 floats a row) outgrows the caches: one compiled pass that computes them as it goes
     th, crow = torch.empty(me.n, K, device=z.device), pattern[0]
     cpu = z.device.type == 'cpu' and other.n * K * (K + 1) // 2 * 4 > ZZ_IN_CACHE
     if cpu:  # one compiled pass over each block's ratings, z z^T computed as it goes (`side_sums`)
         zc, wc, bc = z.contiguous().numpy(), other.w.numpy(), O[:, 0].contiguous().numpy()
-        crow_np, col_np, y_np = crow.numpy(), pattern[1].numpy(), ys.values().numpy()
+        crow_np, col_np, y_np, none = crow.numpy(), pattern[1].numpy(), ys.values().numpy(), np.zeros(0, np.float32)
     else:  # sparse products over tables of what each rating adds
         wo = other.w[:, None]
         r, c = torch.triu_indices(K, K, device=z.device)  # z z^T is symmetric: its upper triangle, K (K + 1) / 2 entries
         zz = wo * z[:, r] * z[:, c]  # (n_other, K(K+1)/2): what each rating adds to its row's sum of z z^T
         wz, wlz = wo * z, wo * (mu + O[:, :1]) * z  # (n_other, K): for what is left to explain
-        sz = wo.sqrt() * z  # (n_other, K): for the noise
     for a in range(0, me.n, ROWS):
         b_ = min(me.n, a + ROWS)
         wm = me.w[a:b_, None]
         if cpu:
-            nnz = int(crow[b_]) - int(crow[a])
-            eps = torch.randn(nnz) if sample else torch.zeros(0)  # iid noise, one per rating
-            S, t, nz = torch.zeros(b_ - a, K, K), torch.zeros(b_ - a, K), torch.zeros(b_ - a, K)
-            side_sums(crow_np, col_np, y_np, eps.numpy(), zc, wc, bc, np.float32(mu), a, b_, S.numpy(), t.numpy(), nz.numpy())
-            S, t, noise = S.mul_(wm[:, :, None]), wm * t, wm.sqrt() * nz
+            S, t = torch.zeros(b_ - a, K, K), torch.zeros(b_ - a, K)
+            Sn, tn, nz = S.numpy(), t.numpy(), np.zeros((b_ - a, K), np.float32)
+            in_threads([partial(side_sums, crow_np, col_np, y_np, none, zc, wc, bc, np.float32(mu), s, e,  # each row's sums are its own:
+                                Sn[s - a:e - a], tn[s - a:e - a], nz[s - a:e - a]) for s, e in row_spans(crow_np, a, b_)])  # runs of rows, a thread each
+            S, t = S.mul_(wm[:, :, None]), wm * t
         else:
             A1, Ay = _rows(ones, a, b_), _rows(ys, a, b_)
             S = torch.zeros(b_ - a, K, K, device=z.device)
             S_up = wm * (A1 @ zz)  # each row's sum of z z^T over its ratings
             S[:, r, c] = S_up; S[:, c, r] = S_up
             t = wm * (Ay @ wz - A1 @ wlz)  # (rows, K): sum of z times what is left to explain
-            if sample:
-                eps = torch.sparse_csr_tensor(A1.crow_indices(), A1.col_indices(), torch.randn(A1.values().numel(), device=z.device),
-                                              A1.shape, check_invariants=False)  # iid noise needs no order
-                noise = wm.sqrt() * (eps @ sz)
         P = S.mul_(alpha).add_(me.Lam)  # (rows, K, K) posterior precisions, in place
-        bb = alpha * t + (mL[a:b_] if mL.dim() == 2 else mL)
-        if sample:  # b + noise with covariance P: P^-1 b is then a draw of N(P^-1 b, P^-1)
-            bb = bb + math.sqrt(alpha) * noise
-            bb = bb + torch.randn(b_ - a, K, device=z.device) @ L_lam.T
-        th[a:b_] = torch.cholesky_solve(bb[:, :, None], torch.linalg.cholesky(P))[:, :, 0]
+        bb = alpha * t + (mL[a:b_] if mL.dim() == 2 else mL)  # (rows, K): P times the posterior mean
+        xi = torch.randn(b_ - a, K, device=z.device) if sample else torch.zeros(0, K, device=z.device)  # drawn in order: the same on any number of threads
+        if z.device.type == 'cpu':  # compiled, runs of rows a thread each (`gaussian_rows`)
+            Pn, bn, xn, out = P.numpy(), bb.contiguous().numpy(), xi.numpy(), th[a:b_].numpy()
+            in_threads([partial(gaussian_rows, Pn[s:e], bn[s:e], xn[s:e] if sample else xn, out[s:e]) for s, e in spans(b_ - a)])
+        else:  # with L L^T = P: P^-1 bb is the mean, and L^-T xi has covariance P^-1
+            L = torch.linalg.cholesky(P)
+            x = torch.cholesky_solve(bb[:, :, None], L)
+            if sample: x += torch.linalg.solve_triangular(L.mT, xi[:, :, None], upper=True)
+            th[a:b_] = x[:, :, 0]
     me.th = th
 
 # %% ../nbs/16_bayes.ipynb #9b31fe33
@@ -297,13 +298,16 @@ def _draw_noise(users:Side, items:Side, data:_Ratings, sq_err:torch.Tensor, alph
     if hetero:
         for k, (me, other, rows, other_rows) in enumerate(((users, items, data.user, data.item), (items, users, data.item, data.user))):
             if data.compiled:  # one pass, no (n,) temporaries
-                sq_sum = torch.empty(me.n)
-                sums_by_row(data.rows32[k], data.rows32[1 - k], other.w.numpy(), sq_err.numpy(), sq_sum.numpy())
-                sq_sum *= alpha
+                rows, other_rows, wo, sq = data.rows32[k], data.rows32[1 - k], other.w.numpy(), sq_err.numpy()
+                def part(s, e):  # runs of ratings, a thread each, each into its own sums
+                    out = np.empty(me.n, np.float32); sums_by_row(rows[s:e], other_rows[s:e], wo, sq[s:e], out); return out
+                sq_sum = alpha * torch.from_numpy(np.sum(in_threads([partial(part, s, e) for s, e in spans(len(rows))]), 0))
             else: sq_sum = torch.zeros(me.n, device=sq_err.device).index_add_(0, rows, alpha * other.w[other_rows] * sq_err)
             me.w = _gamma(hetero + data.counts[k] / 2, hetero + sq_sum.cpu() / 2).float().to(sq_err.device)
-    total = (weighted_total(*data.rows32, users.w.numpy(), items.w.numpy(), sq_err.numpy()) if data.compiled
-             else float((users.w[data.user] * items.w[data.item] * sq_err).sum()))
+    if data.compiled:  # runs of ratings, a thread each
+        (u, i), wu, wi, sq = data.rows32, users.w.numpy(), items.w.numpy(), sq_err.numpy()
+        total = sum(in_threads([partial(weighted_total, u[s:e], i[s:e], wu, wi, sq[s:e]) for s, e in spans(len(sq))]))
+    else: total = float((users.w[data.user] * items.w[data.item] * sq_err).sum())
     return float(_gamma(1 + len(sq_err) / 2, 1 + total / 2))
 
 @dataclass
@@ -402,9 +406,12 @@ def _mean_and_noise(c:Chain, y:torch.Tensor, cfg:GibbsConfig):
     "Given both sides' vectors: the global mean, the day biases, each rating's squared error, then the noise precisions."
     d = c.data
     if d.compiled and c.day_bias is None:  # compiled passes over the ratings, no (n,) temporaries but the chain's two
-        sums = explain_ratings(*d.rows32, y.numpy(), c.users.th.numpy(), c.items.th.numpy(), c.users.w.numpy(), c.items.w.numpy(), c.explained.numpy())
+        (u, i), yn, out, U, V, wu, wi = d.rows32, y.numpy(), c.explained.numpy(), c.users.th.numpy(), c.items.th.numpy(), c.users.w.numpy(), c.items.w.numpy()
+        runs = spans(len(yn))  # runs of ratings, a thread each
+        sums = np.sum(in_threads([partial(explain_ratings, u[s:e], i[s:e], yn[s:e], U, V, wu, wi, out[s:e]) for s, e in runs]), 0)
         c.mu = _draw_mean(*sums, c.alpha, cfg.sample)
-        squared_errors(d.value.numpy(), np.float32(c.mu), c.explained.numpy(), c.sq_err.numpy())
+        v, sq = d.value.numpy(), c.sq_err.numpy()
+        in_threads([partial(squared_errors, v[s:e], np.float32(c.mu), out[s:e], sq[s:e]) for s, e in runs])
     else:
         explained, weight = _explained(c.users, c.items, d.count_by_user), c.users.w[d.user] * c.items.w[d.item]  # ratings sorted by user
         c.mu = _draw_mean(float(weight.sum()), float((weight * (y - explained)).sum()), c.alpha, cfg.sample)
@@ -588,7 +595,7 @@ BAYES = register_recipe(TrainRecipe('bayes', bayes_dls, bayes_learner, epochs=30
                     help="the dot product sampled by Gibbs sampling, with side information", unit='sweep',
                     fixed=('lr', 'wd', 'bs'), why_fixed='it samples; --epochs sets the sweeps',
                     own_data=dict(side=('implicit', 'days')),  # u.user and u.item are MovieLens 100k's
-                    serial='a Gibbs sampler: it runs in one process',
+                    serial='a Gibbs sampler: it runs in one process, on every core (--threads)',
                     ladder=dict(units=12, burn=2, keep=10, side=('implicit',))))  # the same implicit feedback as myFM's on the ladder
 
 # %% ../nbs/16_bayes.ipynb #699bae01

@@ -24,7 +24,8 @@ from .distrib import launch, sharded_ctx, workers_error
 # %% auto #0
 __all__ = ['PEERS', 'STEP_COLS', 'bench_fit', 'run_bench', 'bench_line', 'peer_bench', 'peer_line', 'pareto', 'scale_run',
            'scale_bench', 'ladder_names', 'ladder_data', 'measure_recipe', 'ladder_point', 'ladder_line',
-           'check_ladder', 'ladder_bench', 'plot_ladder', 'ladder_ratios', 'ddp_bench', 'ddp_line']
+           'check_ladder', 'ladder_bench', 'plot_ladder', 'ladder_ratios', 'ladder_scaling', 'scaling_lines',
+           'plot_scaling', 'ddp_bench', 'ddp_line']
 
 # %% ../nbs/22_bench.ipynb #34c2cb25
 def bench_fit(recipe:TrainRecipe, # `STOCK`, `BOOK`, `FAST` or any other
@@ -173,13 +174,13 @@ def ladder_point(fn, # from `ladder_data`
         per, prep, valid_mse = p.measure(train, valid, seed, units or p.units)
     seconds = float(np.median(per))
     return dict(size=Path(fn).stem.removeprefix('ladder-'),
-                recipe=name, unit=registry.unit(name), seconds=seconds, ns_per_rating=1e9 * seconds / len(train),
+                recipe=name, unit=registry.unit(name), threads=torch.get_num_threads(), seconds=seconds, ns_per_rating=1e9 * seconds / len(train),
                 peak_rss_mb=peak_rss_mb(), valid_mse=valid_mse, noise_floor_mse=noise_floor(df.iloc[val]),
                 prep_s=prep, load_s=load, ratings=len(df), n=len(per), **(steps.per_step() if profile else {}))
 
 def ladder_line(row:dict) -> str:
-    "One point's line: `size=.. recipe=.. unit=.. seconds=.. ns_per_rating=.. peak_rss_mb=.. valid_mse=.. noise_floor_mse=..` and the rest."
-    keys = ('size', 'recipe', 'unit', 'seconds', 'ns_per_rating', 'peak_rss_mb', 'valid_mse', 'noise_floor_mse', 'prep_s', 'note')
+    "One point's line: `size=.. recipe=.. unit=.. threads=.. seconds=.. ns_per_rating=.. peak_rss_mb=.. valid_mse=.. noise_floor_mse=..` and the rest."
+    keys = ('size', 'recipe', 'unit', 'threads', 'seconds', 'ns_per_rating', 'peak_rss_mb', 'valid_mse', 'noise_floor_mse', 'prep_s', 'note')
     return kv_line({k: row[k] for k in keys if k in row}, '.4g')
 
 def check_ladder(sizes, names):
@@ -188,22 +189,25 @@ def check_ladder(sizes, names):
     if bad: raise BadValueError(f"unknown ladder size or recipe {', '.join(map(repr, bad))}: sizes {', '.join(LADDER)}, recipes {', '.join(ladder_names())}")
 
 def ladder_bench(sizes=('1m',), names=None, # ladder sizes; recipes and peers (None: every one, `ladder_names()`)
-                 folder=None, units:int|None=None, n_threads:int=1, progress:bool=True) -> pd.DataFrame:
-    "Each recipe and peer at each size of the ladder, each point in its own process on `n_threads` threads: one row per point."
-    names = list(names or ladder_names())
+                 folder=None, units:int|None=None,
+                 n_threads:int|tuple=1, # threads of every point; several: each point at each count in turn, on the same data
+                 progress:bool=True) -> pd.DataFrame:
+    "Each recipe and peer at each size of the ladder (and each thread count), each point in its own process: one row per point."
+    names, counts = list(names or ladder_names()), (n_threads,) if isinstance(n_threads, int) else tuple(n_threads)
     check_ladder(sizes, names)
     folder = Path(folder or tempfile.mkdtemp(prefix='ladder-'))
-    env = dict(os.environ, OMP_NUM_THREADS=str(n_threads), MKL_NUM_THREADS=str(n_threads))
     rows = []
     for size in sizes:
         start = time.perf_counter(); fn = ladder_data(size, folder)
         if progress: print(f"size={size} ratings={LADDER[size][0]:,} data_s={time.perf_counter() - start:.1f}", flush=True)
         for name in names:
-            try: rows.append(in_process(f"ladder_point({str(fn)!r}, {name!r}, {units!r})", 'bench', env))
-            except RuntimeError as e:  # a peer not installed, memory...: a row that says so, and the bench goes on
-                last = (str(e).strip().splitlines() or ['no output'])[-1]
-                rows.append(dict(size=size, recipe=name, unit=registry.unit(name), note=f'failed: {last[:200]}'))
-            if progress: print(ladder_line(rows[-1]), flush=True)
+            for n in counts:  # one after the other: what the machine's load does to one count, it does to the next
+                env = dict(os.environ, OMP_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))  # torch's threads, and so ours and every peer's
+                try: rows.append(in_process(f"ladder_point({str(fn)!r}, {name!r}, {units!r})", 'bench', env))
+                except RuntimeError as e:  # a peer not installed, memory...: a row that says so, and the bench goes on
+                    last = (str(e).strip().splitlines() or ['no output'])[-1]
+                    rows.append(dict(size=size, recipe=name, unit=registry.unit(name), threads=n, note=f'failed: {last[:200]}'))
+                if progress: print(ladder_line(rows[-1]), flush=True)
     return pd.DataFrame(rows)
 
 def plot_ladder(table:pd.DataFrame, ax=None):
@@ -217,8 +221,10 @@ def plot_ladder(table:pd.DataFrame, ax=None):
 
 # %% ../nbs/22_bench.ipynb #74717715
 def ladder_ratios(table:pd.DataFrame) -> list[str]:
-    "`size=.. bayes_over_myfm_sweep=..` for each size with both; `cost_per_rating=LARGEST/SMALLEST` and each recipe's growth; `size=LARGEST peak_rss_gb=..`."
-    t = table.dropna(subset=['seconds']).set_index(['size', 'recipe'])
+    "`size=.. bayes_over_myfm_sweep=..` for each size with both; `cost_per_rating=LARGEST/SMALLEST` and each recipe's growth; `size=LARGEST peak_rss_gb=..` (at the fewest threads measured)."
+    t = table.dropna(subset=['seconds'])
+    if 'threads' in t and len(t): t = t[t.threads == t.threads.min()]
+    t = t.set_index(['size', 'recipe'])
     sizes = [s for s in LADDER if s in t.index.get_level_values(0)]  # smallest first
     if not sizes: return []
     lines = [kv_line(dict(size=s, bayes_over_myfm_sweep=t.loc[(s, 'bayes'), 'seconds'] / t.loc[(s, 'myfm'), 'seconds']), '.3g')
@@ -228,6 +234,31 @@ def ladder_ratios(table:pd.DataFrame) -> list[str]:
         growth = {r: t.loc[(hi, r), 'ns_per_rating'] / t.loc[(lo, r), 'ns_per_rating'] for r in table.recipe.unique() if (lo, r) in t.index and (hi, r) in t.index}
         lines.append(kv_line(dict(cost_per_rating=f'{hi}/{lo}', **growth), '.3g'))
     return lines + [kv_line(dict(size=hi, peak_rss_gb=t.loc[hi].peak_rss_mb.max() / 1024), '.3g')]
+
+# %% ../nbs/22_bench.ipynb #ed33b362
+def ladder_scaling(table:pd.DataFrame) -> pd.DataFrame:
+    "Each point's seconds at each thread count beside the same point's at the fewest: `size, recipe, unit, threads, seconds, speedup, valid_mse`, one row each."
+    t = table.dropna(subset=['seconds'])[['size', 'recipe', 'unit', 'threads', 'seconds', 'valid_mse']].copy()
+    base = t[t.threads == t.threads.min()].set_index(['size', 'recipe']).seconds
+    t['speedup'] = [base.get((s, r), np.nan) / sec for s, r, sec in zip(t['size'], t.recipe, t.seconds)]
+    return t.reset_index(drop=True)
+
+def scaling_lines(scaling:pd.DataFrame) -> list[str]:
+    "`size=.. threads=N sgd=.. bayes=..`: each recipe's and peer's speed-up at each size and thread count past the fewest."
+    lo = scaling.threads.min()
+    return [kv_line(dict(size=s, threads=int(n), **dict(zip(g.recipe, g.speedup))), '.3g')
+            for (s, n), g in scaling[scaling.threads > lo].groupby(['size', 'threads'], sort=False)]
+
+def plot_scaling(scaling:pd.DataFrame, ax=None):
+    "Speed-up against threads, a line per recipe and peer (and size), and the ideal line."
+    if ax is None: _, ax = plt.subplots(figsize=(6.5, 4))
+    counts = sorted(scaling.threads.unique())
+    for (size, recipe), g in scaling.groupby(['size', 'recipe'], sort=False):
+        ax.plot(g.threads, g.speedup, 'o-', label=f'{recipe}, {size}')
+    ax.plot(counts, np.array(counts) / counts[0], 'k--', label='ideal')
+    ax.set(xlabel='threads', ylabel=f'speed-up over {counts[0]} thread(s)', xticks=counts, title='Every core: speed-up against threads')
+    ax.legend(fontsize=8, ncol=2); ax.grid(True, alpha=0.3)
+    return ax
 
 # %% ../nbs/22_bench.ipynb #61138996
 def ddp_bench(size:str='10m', procs:tuple=(1, 2), epochs:int=3, bs:int|None=None, folder=None, timeout:float=3600,

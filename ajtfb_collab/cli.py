@@ -14,11 +14,11 @@ from . import registry  # the recipes and peers by name, read from the source: i
 # it runs, so `ajtfb-collab --help` and `ajtfb-collab COMMAND --help` answer in a fraction of a second, not five.
 
 # %% auto #0
-__all__ = ['COMMANDS', 'COUNT', 'SHARE', 'POSITIVE', 'DECAY', 'CHECKS', 'MODEL_FILE', 'DEFAULT_RECIPE', 'RELEASES', 'CLOSE_WAIT',
-           'command', 'UsageError', 'parser', 'run_command', 'format_summary', 'data', 'markdown_table', 'with_diff',
-           'write_figures', 'reproduce', 'recipe_names', 'recipe_help', 'train', 'item_names', 'recommend_cmd',
-           'similar', 'serve_cmd', 'coldstart', 'bench', 'bench_bayes', 'bench_ladder', 'bench_ddp', 'evaluate',
-           'rank_eval', 'usage', 'main']
+__all__ = ['COMMANDS', 'COUNT', 'SHARE', 'POSITIVE', 'DECAY', 'CHECKS', 'LIST_CHECKS', 'THREADS_HELP', 'MODEL_FILE',
+           'DEFAULT_RECIPE', 'RELEASES', 'CLOSE_WAIT', 'command', 'UsageError', 'use_threads', 'parser', 'run_command',
+           'format_summary', 'data', 'markdown_table', 'with_diff', 'write_figures', 'reproduce', 'recipe_names',
+           'recipe_help', 'train', 'item_names', 'recommend_cmd', 'similar', 'serve_cmd', 'coldstart', 'bench',
+           'bench_bayes', 'bench_ladder', 'bench_ddp', 'evaluate', 'rank_eval', 'usage', 'main']
 
 # %% ../nbs/23_cli.ipynb #cd1f2b42
 COMMANDS = {}  # 'name' or 'name mode' (a sub-command: 'bench ladder') -> function
@@ -48,6 +48,21 @@ CHECKS = dict(epochs=COUNT, bs=COUNT, n=COUNT, k=COUNT, runs=COUNT, threads=COUN
               procs=_number(int, 2, 'a whole number of at least 2'), lr=POSITIVE, wd=DECAY,
               port=_number(int, 1, 'a port number, 1 to 65535'))  # by option name, in every command
 
+def _numbers(one):
+    "An argparse type: comma-separated values, each checked by `one`: a tuple."
+    def convert(text:str): return tuple(one(t.strip()) for t in text.split(','))
+    return convert
+
+LIST_CHECKS = dict(threads=_numbers(COUNT))  # an option of these names written as text: a comma-separated list
+
+def use_threads(n:int|None) -> int:
+    "Give torch, and so our compiled passes and every peer that has a setting, `n` threads (None: torch's default, one per core): the count."
+    import torch
+    if n is not None: torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+THREADS_HELP = "threads for ours and every peer that has a setting (default: every core)"
+
 def _flag(name:str) -> str: return f'-{name}' if len(name) == 1 else '--' + name.replace('_', '-')
 
 class _Parser(argparse.ArgumentParser):
@@ -71,7 +86,8 @@ def parser(name:str, fn) -> argparse.ArgumentParser:
         if d['default'] is inspect.Parameter.empty: p.add_argument(arg, type=kind, **kw); continue  # positional
         if kind is bool: p.add_argument(_flag(arg), dest=arg, action='store_true', help=kw['help']); continue
         required = bool(param and param.required)
-        p.add_argument(_flag(arg), dest=arg, type=CHECKS.get(arg, kind), default=None if required else d['default'],
+        check = (LIST_CHECKS if kind is str else CHECKS).get(arg, kind)
+        p.add_argument(_flag(arg), dest=arg, type=check, default=None if required else d['default'],
                        required=required, metavar=None if kw['choices'] else arg.upper(), **kw)
     return p
 
@@ -103,11 +119,12 @@ def run_command(name:str, # a key of `COMMANDS`
                 args:list[str]=() # its command-line arguments
                ) -> int:
     "Parse `args` for command `name`, run it and return the exit status: 2 for an error the user can fix, in one line."
-    from ajtfb_collab.core import CollabError
+    from ajtfb_collab.core import CollabError, threads
+    import torch
     try:
         kw, extra = parser(name, COMMANDS[name]).parse_known_args(list(args))
         if extra: raise UsageError(_other_modes(name, [a for a in extra if a.startswith('-')]) or f"unrecognized arguments: {' '.join(extra)}")
-        with _bars_on_terminals_only(): COMMANDS[name](**vars(kw))
+        with _bars_on_terminals_only(), threads(torch.get_num_threads()): COMMANDS[name](**vars(kw))  # a command's --threads ends with it
     except SystemExit as e: return e.code or 0  # --help
     except (CollabError, UsageError) as e:  # under torchrun every process meets the same error: process 0 says it
         if int(os.environ.get('RANK', 0)) == 0: print(f'ajtfb-collab {name}: error: {e}', file=sys.stderr)
@@ -278,6 +295,7 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
           n_factors:int=None, # factors per user and item (default: the recipe's; not for nn)
           seed:int=42, # seed of the validation split and of the training
           overwrite:bool=False, # replace a model already saved in --out
+          threads:Param(THREADS_HELP, int)=None,
           path:str=None # MovieLens 100k folder, or --dataset's (default: fastai's, found through untar_data and FASTAI_HOME)
          ):
     "Train a collab model on MovieLens 100k, a MovieLens release or a ratings CSV; print its validation MSE and save it to --out. Under torchrun: data-parallel."
@@ -290,6 +308,7 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
     if (out/MODEL_FILE).exists() and not overwrite: raise ExistsError(f"{out/MODEL_FILE} exists: pass --overwrite to replace it")
     if ratings is not None and dataset is not None: raise BadValueError("give --ratings (a CSV) or --dataset (a MovieLens release), not both")
     r = _recipe(recipe, epochs, lr, wd, bs, n_factors)
+    n = use_threads(threads)
     if dataset is not None:  # a release: its movies by id, its own columns
         user_col, item_col, rating_col = 'user', 'movie', 'rating'
     if ratings is not None or dataset is not None: r = r.but(**r.own_data)  # what only MovieLens 100k has, left out
@@ -310,7 +329,7 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
             fn = save_model(learn, out/MODEL_FILE, names=None if ml is None else _release_names(learn, ml),
                             info=dict(trained_on=trained_on, recipe=recipe, epochs=r.epochs, **{loss: valid}))
             print(load_model(fn))
-            print(f"{loss}={valid:.4f} recipe={recipe} epochs={r.epochs} saved={fn}{f' processes={num_distrib()}' if ddp else ''}")
+            print(f"{loss}={valid:.4f} recipe={recipe} epochs={r.epochs} threads={n} saved={fn}{f' processes={num_distrib()}' if ddp else ''}")
     if ddp: leave_together()  # once process 0 has saved
 
 # %% ../nbs/23_cli.ipynb #6f4ce683
@@ -487,11 +506,13 @@ def _write_csv(table, fn:str|None):
 def bench(runs:int=3, # fits of each recipe, alternating
           members:int=5, # also time ours with this many members averaged (0 or 1: don't)
           scale:bool=False, # also time one epoch on 1M and 10M synthetic ratings (seconds, peak memory)
+          threads:Param(THREADS_HELP, int)=None,
           path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
          ):
     "Time the book's recipe in stock fastai against ours on the seed-42 split, alternating; the last line sums up. Modes: bench bayes, bench ladder, bench ddp."
     from ajtfb_collab.data import load_ratings
     from ajtfb_collab.bench import run_bench, bench_line, scale_bench
+    use_threads(threads)
     print(_device_line(), flush=True)
     _, med = run_bench(load_ratings(path), runs=runs, members=(members,) if members > 1 else ())
     med['speedup'] = med.loc['stock', 'seconds'] / med.seconds
@@ -502,34 +523,39 @@ def bench(runs:int=3, # fits of each recipe, alternating
 
 @command('bench bayes')
 def bench_bayes(runs:int=3, # fits of each, alternating
+                threads:Param(THREADS_HELP + "; myFM has none: it runs on one", int)=None,
                 path:str=None # MovieLens 100k folder (default: fastai's, found through untar_data and FASTAI_HOME)
                ):
-    "Time our Gibbs sampler against myFM with the same side information, one thread each, on the seed-42 split; the last line sums up."
+    "Time our Gibbs sampler against myFM with the same side information on the seed-42 split; the last line sums up."
     from functools import partial
     from ajtfb_collab.data import load_ratings
     from ajtfb_collab.bench import peer_bench, PEERS, peer_line
+    n = use_threads(threads)
     print(_device_line(), flush=True)
     fits = {k: partial(PEERS[k], path=path) for k in ('bayes (ours)', 'myFM, same side information')}
-    _, med = peer_bench(load_ratings(path), runs=runs, fits=fits)
-    print(f'medians of {runs} run(s), one thread each; seconds: the whole fit, from ratings to predictions (300 sweeps each)')
+    _, med = peer_bench(load_ratings(path), runs=runs, fits=fits, n_threads=n)
+    print(f'medians of {runs} run(s), ours on {n} thread(s), myFM on one (it has no setting); seconds: the whole fit, from ratings to predictions (300 sweeps each)')
     print(med.to_string(float_format='%.4f'))
     print(peer_line(med))
 
 @command('bench ladder')
 def bench_ladder(sizes:str='1m', # ladder sizes, comma-separated: 100k, 1m, 10m, 32m (the largest: minutes a recipe, up to 12 GB)
                  recipes:Param("recipes and peers, comma-separated (default: all of them): " + ','.join(registry.names(None, ladder=True)), str)=None,
-                 threads:int=1, # threads of every point, ours and the peers alike
+                 threads:str=None, # threads of every point, ours and the peers alike (myFM has no setting: one); several, comma-separated: each point at each, and the speed-ups (default: 1, whatever the cores)
                  csv:str=None # also write the table to this CSV file
                 ):
     "The MovieLens ladder: every recipe and peer at each size, each point in its own process on the same data and threads; a line per point."
-    from ajtfb_collab.bench import ladder_bench, check_ladder, ladder_ratios
+    from ajtfb_collab.bench import ladder_bench, check_ladder, ladder_ratios, ladder_scaling, scaling_lines
     recipes = recipes or ','.join(registry.names(None, ladder=True))
     sizes, recipes = tuple(s.strip() for s in sizes.split(',')), tuple(r.strip() for r in recipes.split(','))
     check_ladder(sizes, recipes)  # before anything is printed: a mistake is one line
+    threads = threads or (1,)  # each point on one thread unless told: the ladder compares per-thread costs
     print(_device_line(), flush=True)
     table = ladder_bench(sizes, recipes, n_threads=threads)
     print(table.drop(columns=['note'], errors='ignore').to_string(index=False, float_format='%.4g'))
     for line in ladder_ratios(table): print(line)  # what the ladder is read for: sweeps against myFM's, growth, memory
+    if len(threads) > 1:
+        for line in scaling_lines(ladder_scaling(table)): print(line)  # each point's speed-up over the fewest threads
     _write_csv(table, csv)
 
 @command('bench ddp')
@@ -583,6 +609,7 @@ def evaluate(folds:str='u1,u2,u3,u4,u5', # canonical folds, comma-separated
              dataset:Param("a MovieLens release (ml-1m, ml-10m...) evaluated by its papers' protocol, a random 90/10 split, "
                            "instead of 100k's folds (--path: its folder)", str, choices=list(RELEASES))=None,
              sweeps:int=None, # --recipe bayes: sweeps of the sampler (default: the recipe's)
+             threads:Param(THREADS_HELP + "; Surprise and myFM have none: they run on one", int)=None,
              path:str=None # MovieLens 100k folder, or --dataset's (default: fastai's, found through untar_data and FASTAI_HOME)
             ):
     "RMSE of our best model on the canonical folds (or a release's 90/10 split) beside published results; the last line sums up."
@@ -592,6 +619,7 @@ def evaluate(folds:str='u1,u2,u3,u4,u5', # canonical folds, comma-separated
     from ajtfb_collab.peers import surprise_folds, myfm_folds
     if members < 1: raise BadValueError(f"--members must be at least 1 for evaluate, not {members}")
     if sweeps is not None and recipe != 'bayes': raise BadValueError("--sweeps applies to --recipe bayes")
+    use_threads(threads)
     if dataset is not None: return _evaluate_release(dataset, recipe, members, myfm, sweeps, path, folds, surprise)
     if recipe == 'bayes': table = bayes_folds(folds, path, **({} if sweeps is None else dict(epochs=sweeps)))
     else: table = evaluate_folds(folds, path, n_members=members)
@@ -611,6 +639,7 @@ def rank_eval(k:int=10, # the length of each list
               item_col:str='title', # column of the items in --ratings
               rating_col:str='rating', # column of the ratings in --ratings
               dataset:Param("a MovieLens release by name, ranked by movie id (--path: its folder)", str, choices=list(RELEASES))=None,
+              threads:Param(THREADS_HELP + " (implicit's num_threads)", int)=None,
               path:str=None # MovieLens 100k folder, or --dataset's (default: fastai's, found through untar_data and FASTAI_HOME)
              ):
     "Top-k recommendation quality of ours beside popularity, a rating model, EASE and implicit; the last line sums up."
@@ -622,6 +651,7 @@ def rank_eval(k:int=10, # the length of each list
     from ajtfb_collab.peers import implicit_recommenders
     columns = dict(user_col=user_col, item_col=item_col, rating_col=rating_col)
     if ratings is not None and dataset is not None: raise BadValueError("give --ratings (a CSV) or --dataset (a MovieLens release), not both")
+    use_threads(threads)
     ml = _release(dataset, path) if dataset is not None else None
     if ratings is None:  # MovieLens 100k or a release: Recommenders' protocol ranks the movies by id
         given = [k for k, v in columns.items() if v != inspect.signature(rank_eval).parameters[k].default]

@@ -4,7 +4,9 @@
 
 # %% ../nbs/26_kernels.ipynb #ca8adfcf
 from __future__ import annotations
-import math, weakref
+import math, os, weakref
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from .core import malloc_trim
 import numpy as np, torch
 import scipy.sparse as sps
@@ -15,10 +17,11 @@ from numba.extending import intrinsic
 from llvmlite import ir
 
 # %% auto #0
-__all__ = ['prefetch', 'prefetch_z', 'SGD_ROWS', 'SIDE_BLOCK_BYTES', 'CE_BLOCK', 'prefetcher', 'sgd_epoch', 'sgd_predict',
-           'sgd_grid', 'lazy_adam_rows', 'LazyAdam', 'TrimHeap', 'side_sums', 'explain_ratings', 'squared_errors',
-           'sums_by_row', 'weighted_total', 'index_type', 'torch_csr', 'col_blocks', 'blocked_mm', 'Scratch',
-           'softmax_ce', 'hits', 'sampled_logits', 'KeptGradAdamW']
+__all__ = ['prefetch', 'prefetch_z', 'SGD_ROWS', 'SIDE_BLOCK_BYTES', 'CE_BLOCK', 'prefetcher', 'sgd_epoch', 'sgd_predict', 'deal',
+           'sgd_grid', 'n_threads', 'in_threads', 'spans', 'sgd_strata_epoch', 'lazy_adam_rows', 'LazyAdam', 'TrimHeap',
+           'side_sums', 'row_spans', 'gaussian_rows', 'explain_ratings', 'squared_errors', 'sums_by_row',
+           'weighted_total', 'index_type', 'torch_csr', 'col_blocks', 'blocked_mm', 'Scratch', 'softmax_ce', 'hits',
+           'sampled_logits', 'KeptGradAdamW']
 
 # %% ../nbs/26_kernels.ipynb #11d68e8b
 def prefetcher(n_bytes:int=256):
@@ -88,15 +91,70 @@ def sgd_predict(u, i, P, Q, bu, bi, lo, hi):
 # %% ../nbs/26_kernels.ipynb #c7f7db12
 SGD_ROWS = 8192  # users (items) per block: a block's rows of both tables fit the last-level cache
 
-def sgd_grid(u:np.ndarray, i:np.ndarray, rows:int=SGD_ROWS, seed:int=0) -> tuple[np.ndarray, np.ndarray]:
-    "The ratings in a grid of `rows` x `rows` (users x items) blocks, in random order within each block: `(order, starts)`."
-    n_ib = int(i.max(initial=0)) // rows + 1
-    block = (u // rows).astype(np.int64) * n_ib + i // rows  # (n,) block of each rating
+def deal(rows:np.ndarray, n:int, groups:int) -> np.ndarray:
+    "`(n,)` the group of each of `n` rows: `groups` runs of consecutive rows, each with about as many of `rows`' ratings."
+    # consecutive, not dealt in turn: threads writing neighbouring rows (a bias is 4 bytes) would share cache lines
+    cum = np.cumsum(np.bincount(rows, minlength=n))
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, groups) / groups)  # the last row of each group but the last
+    return np.searchsorted(cuts, np.arange(n), side='left').astype(np.int64)
+
+def sgd_grid(u:np.ndarray, i:np.ndarray, rows:int=SGD_ROWS, seed:int=0, groups:int=1) -> tuple[np.ndarray, np.ndarray]:
+    "The ratings in a grid of `rows` x `rows` (users x items) blocks, in random order within each block: `(order, starts)`. With `groups`, first in `groups` x `groups` strata of users and items (`deal`), each stratum its own grid."
+    n_ub, n_ib = int(u.max(initial=0)) // rows + 1, int(i.max(initial=0)) // rows + 1
+    block = (u // rows).astype(np.int64) * n_ib + i // rows  # (n,) block of each rating in its stratum
+    if groups > 1:  # stratum (g, h): the users of group g and the items of group h
+        gu, gi = deal(u, n_ub * rows, groups), deal(i, n_ib * rows, groups)
+        block += (gu[u] * groups + gi[i]) * (n_ub * n_ib)
     perm = np.random.default_rng(seed).permutation(len(u))
     order = perm[np.argsort(block[perm], kind='stable')]  # by block; within one, in the random order of `perm`
-    starts = np.zeros((int(u.max(initial=0)) // rows + 1) * n_ib + 1, np.int64)
+    starts = np.zeros(groups * groups * n_ub * n_ib + 1, np.int64)
     np.cumsum(np.bincount(block, minlength=len(starts) - 1), out=starts[1:])
     return order, starts
+
+# %% ../nbs/26_kernels.ipynb #b763b3cf
+def n_threads() -> int:
+    "The threads the compiled passes use: torch's count (`torch.set_num_threads`, `OMP_NUM_THREADS`; by default one per core)."
+    return torch.get_num_threads()
+
+_POOLS = {}  # (process, threads) -> (a pool of threads - 1, the cores: this thread's first, then one each)
+
+def _pool(n:int) -> tuple:
+    key = (os.getpid(), n)  # a forked child makes its own
+    if key not in _POOLS:
+        cores = sorted(os.sched_getaffinity(0))
+        cores = cores[:n] if len(cores) >= n else None  # fewer cores than threads: no pinning
+        slots = iter(range(1, n))
+        pin = (lambda: os.sched_setaffinity(0, {cores[next(slots)]})) if cores else None
+        _POOLS[key] = ThreadPoolExecutor(n - 1, thread_name_prefix='ajtfb', initializer=pin), cores
+    return _POOLS[key]
+
+def in_threads(jobs:list) -> list:
+    "Call each of `jobs` (functions of no argument: compiled loops that let go of the GIL) on up to `n_threads()` threads, a core each: their results, in order."
+    n = min(n_threads(), len(jobs))
+    if n <= 1: return [j() for j in jobs]
+    pool, cores = _pool(n)
+    futures = [pool.submit(j) for j in jobs[1:]]
+    mine = os.sched_getaffinity(0)
+    if cores: os.sched_setaffinity(0, {cores[0]})  # each thread on a core of its own: the scheduler would at times put two on one
+    try: first = jobs[0]()  # this thread works too
+    finally:
+        if cores: os.sched_setaffinity(0, mine)
+    return [first] + [f.result() for f in futures]
+
+def spans(n:int, parts:int|None=None) -> list[tuple[int, int]]:
+    "`n` items cut into `parts` (`n_threads()`) runs of about equal length: `[(start, end)]`."
+    cuts = np.linspace(0, n, (parts or n_threads()) + 1).astype(np.int64)
+    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a] or [(0, 0)]
+
+def sgd_strata_epoch(u, i, r, starts, groups:int, rng:np.random.Generator, P, Q, bu, bi, lr, lam, lo, hi) -> float:
+    "One pass of `sgd_epoch` over the ratings of `sgd_grid(..., groups=groups)`, the strata of each diagonal on `groups` threads at once: the summed squared error."
+    perm = rng.permutation(len(starts) - 1)  # every block, in a new order
+    step = partial(sgd_epoch, u, i, r, starts=starts, P=P, Q=Q, bu=bu, bi=bi, lr=lr, lam=lam, lo=lo, hi=hi)
+    if groups == 1: return step(perm)
+    per = (len(starts) - 1) // groups ** 2  # blocks in a stratum: block b is in stratum b // per
+    mine = np.split(perm[np.argsort(perm // per, kind='stable')], np.arange(1, groups ** 2) * per)  # each stratum's blocks, in perm's order
+    return sum(sum(in_threads([partial(step, mine[g * groups + (g + d) % groups]) for g in range(groups)]))
+               for d in rng.permutation(groups))
 
 # %% ../nbs/26_kernels.ipynb #e95e48bd
 @njit(fastmath=True, cache=True, nogil=True)
@@ -192,6 +250,38 @@ def side_sums(crow, col, y, eps, z, w, bias, mu, a, b, S, t, noise, ahead=8):
                 noise[o, p] += se * zp
                 wzp = wc * zp
                 for q in range(K): S[o, p, q] += wzp * z[c, q]  # the whole row: a fixed length, in SIMD registers
+
+def row_spans(crow:np.ndarray, a:int, b:int, parts:int|None=None) -> list[tuple[int, int]]:
+    "Rows `a:b` of a CSR pattern cut into `parts` (`n_threads()`) runs of about as many entries each: `[(start, end)]`."
+    want = np.linspace(crow[a], crow[b], (parts or n_threads()) + 1)[1:-1]
+    cuts = np.unique(np.r_[a, np.searchsorted(crow[a:b + 1], want) + a, b])
+    return [(int(x), int(y)) for x, y in zip(cuts[:-1], cuts[1:])]
+
+@njit(fastmath=True, cache=True, nogil=True)
+def gaussian_rows(P, b, xi, out):
+    "For each row r, `out[r] = P[r]^-1 b[r] + L^-T xi[r]` with `L L^T = P[r]`: a draw of `N(P^-1 b, P^-1)` (`xi` empty: the mean). `P` (n, K, K) is overwritten by `L`."
+    n, K = b.shape
+    for r in range(n):
+        A, y = P[r], out[r]
+        for j in range(K):  # Cholesky, in place, the lower triangle
+            d = A[j, j]
+            for k in range(j): d -= A[j, k] * A[j, k]
+            d = np.sqrt(d)
+            A[j, j] = d
+            for i in range(j + 1, K):
+                v = A[i, j]
+                for k in range(j): v -= A[i, k] * A[j, k]
+                A[i, j] = v / d
+        for i in range(K):  # L y = b
+            v = b[r, i]
+            for k in range(i): v -= A[i, k] * y[k]
+            y[i] = v / A[i, i]
+        if len(xi):  # P^-1 b + L^-T xi = L^-T (y + xi)
+            for i in range(K): y[i] += xi[r, i]
+        for i in range(K - 1, -1, -1):  # L^T x = y
+            v = y[i]
+            for k in range(i + 1, K): v -= A[k, i] * y[k]
+            y[i] = v / A[i, i]
 
 @njit(fastmath=True, cache=True, nogil=True)
 def explain_ratings(u, i, y, U, V, wu, wi, out, ahead=8):

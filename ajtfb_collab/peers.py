@@ -181,10 +181,10 @@ def als_ladder(train:pd.DataFrame, valid:pd.DataFrame, seed:int, units:int) -> t
     return per, prep, float('nan')
 
 def libmf_ladder(train:pd.DataFrame, valid:pd.DataFrame, seed:int, units:int) -> tuple[list, float, float]:
-    "LIBMF on the ladder: `units` epochs of SGD, each timed by difference."
-    pred, per, prep = libmf_fit_predict(train, valid, iterations=units)
+    "LIBMF on the ladder: `units` epochs of SGD on as many threads as torch uses (`nr_threads`), each timed by difference."
+    pred, per, prep = libmf_fit_predict(train, valid, iterations=units, threads=torch.get_num_threads())
     return per, prep, rmse(pred, valid.rating) ** 2
 
-register_peer(Peer('myfm', myfm_ladder, unit='sweep', units=12, help="myFM: Bayesian factorisation machines by Gibbs sampling, with the same implicit feedback"))
+register_peer(Peer('myfm', myfm_ladder, unit='sweep', units=12, help="myFM: Bayesian factorisation machines by Gibbs sampling, with the same implicit feedback (no thread setting: one thread)"))
 register_peer(Peer('als', als_ladder, unit='iteration', units=3, help="implicit's ALS on the same interactions"))
 register_peer(Peer('libmf', libmf_ladder, unit='epoch', units=20, help='LIBMF: SGD matrix factorisation in C++'))

@@ -6,14 +6,14 @@
 from __future__ import annotations
 import math, time
 from .registry import register_recipe
-from .core import BadValueError, TrainRecipe, kv_line
+from .core import BadValueError, TrainRecipe, kv_line, threads
 import numpy as np, torch
 from torch import nn
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.metrics import mse
 from .fast import FastDotBias, fast_collab_dls, member_mse
-from .kernels import SGD_ROWS, sgd_epoch, sgd_grid, sgd_predict
+from .kernels import SGD_ROWS, n_threads, sgd_epoch, sgd_grid, sgd_predict, sgd_strata_epoch
 
 # %% auto #0
 __all__ = ['SGD_EPOCHS', 'SGD_LR', 'SGD_LAM', 'SGD', 'SGDLearner', 'sgd_learner']
@@ -22,31 +22,32 @@ __all__ = ['SGD_EPOCHS', 'SGD_LR', 'SGD_LAM', 'SGD', 'SGDLearner', 'sgd_learner'
 SGD_EPOCHS, SGD_LR, SGD_LAM = 10, 0.02, 0.05
 
 class SGDLearner(Learner):
-    "A `Learner` whose `fit` runs compiled SGD one rating at a time (`sgd_epoch`) on the CPU, in the order of `sgd_grid`."
+    "A `Learner` whose `fit` runs compiled SGD one rating at a time (`sgd_epoch`) on the CPU, in the order of `sgd_grid`, on `threads` threads (None: `n_threads()`, every core)."
     def __init__(self, dls, n_factors:int=50, y_range:tuple|None=(0., 5.5), lam:float=SGD_LAM, init:float=0.1,
-                 rows:int=SGD_ROWS, seed:int=0, **kwargs):
+                 rows:int=SGD_ROWS, seed:int=0, threads:int|None=None, **kwargs):
         n_users, n_items = [len(c) for c in dls.classes.values()]
         super().__init__(dls, FastDotBias(n_users, n_items, n_factors, y_range), loss_func=member_mse, metrics=mse, **kwargs)
         for e in (self.model.u_weight, self.model.i_weight): nn.init.normal_(e.weight, 0, init)  # SGD leaves 0.01 too slowly
-        self.lam, self.rows, self.seed, self.grid, self.epoch_seconds = lam, rows, seed, None, []
+        self.lam, self.rows, self.seed, self.threads, self.grid, self.epoch_seconds = lam, rows, seed, threads, None, []
         self.train_mean = float(dls.train.y.float().mean())  # for `predict_ratings`' fallback
 
     def _tables(self):  # the model's weights as NumPy views: updated in place
         m = self.model.cpu()
         return [t.weight.data.numpy() for t in (m.u_weight, m.i_weight)] + [t.weight.data.numpy()[:, 0] for t in (m.u_bias, m.i_bias)]
 
-    def _ordered(self):  # the training ratings in the grid's order, built once: (u, i, r, starts)
-        if self.grid is None:
+    def _ordered(self, groups:int):  # the training ratings in the grid's order, built once for `groups` strata: (u, i, r, starts)
+        if self.grid is None or self.grid[0] != groups:
             x, y = self.dls.train.x.cpu().numpy().astype(np.int32), self.dls.train.y.cpu().numpy().astype(np.float32)
-            order, starts = sgd_grid(x[:, 0], x[:, 1], self.rows, self.seed)
-            self.grid = np.ascontiguousarray(x[order, 0]), np.ascontiguousarray(x[order, 1]), y[order], starts
-        return self.grid
+            order, starts = sgd_grid(x[:, 0], x[:, 1], self.rows, self.seed, groups)
+            self.grid = groups, (np.ascontiguousarray(x[order, 0]), np.ascontiguousarray(x[order, 1]), y[order], starts)
+        return self.grid[1]
 
     def fit_one_cycle(self, n_epoch:int, lr_max:float|None=None, wd=None, **kwargs):
         "`n_epoch` passes with the step falling from `lr_max` to 0 along a half cosine; `recorder.values`: train MSE, valid MSE, valid MSE."
         if self.model.n_members != 1: raise BadValueError("SGDLearner trains one member")
         lr_max = SGD_LR if lr_max is None else float(lr_max)
-        u, i, r, starts = self._ordered()
+        groups = self.threads or n_threads()  # a stratum a thread (the kernels notebook): a seed and a thread count give one model
+        u, i, r, starts = self._ordered(groups)
         vx, vy = self.dls.valid.x.cpu().numpy().astype(np.int32), self.dls.valid.y.cpu().numpy()
         lo, hi = self.model.y_range or (0., 0.)
         P, Q, bu, bi = self._tables()
@@ -55,7 +56,7 @@ class SGDLearner(Learner):
         for epoch in range(n_epoch):
             lr = lr_max * 0.5 * (1 + math.cos(math.pi * epoch / n_epoch))
             start = time.perf_counter()
-            sse = sgd_epoch(u, i, r, rng.permutation(len(starts) - 1), starts, P, Q, bu, bi, lr, self.lam, lo, hi)  # blocks in a new order
+            with threads(groups): sse = sgd_strata_epoch(u, i, r, starts, groups, rng, P, Q, bu, bi, lr, self.lam, lo, hi)  # blocks in a new order
             self.epoch_seconds.append(time.perf_counter() - start)
             valid = float(np.mean((sgd_predict(vx[:, 0], vx[:, 1], P, Q, bu, bi, lo, hi) - vy) ** 2)) if len(vy) else float('nan')
             self.recorder.values.append([sse / max(len(r), 1), valid, valid])
@@ -65,7 +66,7 @@ class SGDLearner(Learner):
     fit = fit_one_cycle
 
 def sgd_learner(dls, # from `fast_collab_dls`
-                n_factors:int=50, y_range:tuple|None=(0., 5.5), **kwargs # `lam`, `init`, `rows`, `seed`; the rest to `Learner`
+                n_factors:int=50, y_range:tuple|None=(0., 5.5), **kwargs # `lam`, `init`, `rows`, `seed`, `threads`; the rest to `Learner`
                ) -> SGDLearner:
     "An `SGDLearner` for `dls`: `fit_one_cycle(n, lr)` makes `n` compiled passes."
     return SGDLearner(dls, n_factors, y_range, **kwargs)
@@ -74,4 +75,4 @@ SGD = register_recipe(TrainRecipe('sgd', fast_collab_dls, sgd_learner, epochs=SG
                   dls_kwargs=dict(device='cpu'), learner_kwargs=dict(n_factors=50, lam=SGD_LAM),
                   help="the same model by compiled SGD one rating at a time (CPU, for large data)",
                   fixed=('wd', 'bs'), why_fixed='it steps one rating at a time',
-                  serial='a compiled loop over the ratings one at a time: it runs in one process', ladder=dict(units=SGD_EPOCHS)))
+                  serial='a compiled loop over the ratings one at a time, a stratum of the grid a thread: it runs in one process (--threads)', ladder=dict(units=SGD_EPOCHS)))

@@ -213,3 +213,38 @@ def test_column_blocks_give_the_same_products_and_weights(monkeypatch):
         _side_weights(me, sample=False, tol=1e-6)
         Bs.append(me.B)
     assert torch.allclose(*Bs, atol=1e-4)
+
+
+@pytest.mark.parametrize('n_threads', [1, 2])
+def test_vector_draws_have_the_exact_posterior_moments(n_threads):
+    "Given the other side, 4,000 draws of each row's vector have the mean P^-1 b and covariance P^-1 of its conditional, on one thread or two."
+    from ajtfb_collab.core import threads
+    rng = np.random.default_rng(0)
+    n_u, n_i, Kf = 6, 9, 3
+    u = np.repeat(np.arange(n_u), 5); i = rng.integers(0, n_i, len(u)); y = rng.normal(3.5, 1, len(u)).astype(np.float32)
+    me, other = Side(n_u, Kf, None, 'cpu', 2.), Side(n_i, Kf, None, 'cpu', 2.)
+    other.th, other.w, me.w = torch.randn(n_i, Kf), torch.rand(n_i) + 0.5, torch.rand(n_u) + 0.5
+    me.Lam = torch.tensor([[2., 0.3, 0.], [0.3, 1.5, 0.2], [0., 0.2, 1.]]); me.m = torch.tensor([0.1, -0.2, 0.3])
+    pattern = B._csr(u, i, (n_u, n_i), torch.device('cpu'))
+    ones, ys = B._spmat(pattern, torch.ones(len(u))), B._spmat(pattern, torch.tensor(y))
+    alpha, mu = 1.7, 3.4
+    z = torch.cat([torch.ones(n_i, 1), other.th[:, 1:]], 1)
+    torch.manual_seed(1)
+    with threads(n_threads):
+        draws = []
+        for _ in range(4000):
+            B._vectors(me, other, ones, ys, pattern, alpha, mu, sample=True)
+            draws.append(me.th.clone())
+    draws = torch.stack(draws).double()  # (4000, n_u, K)
+    for row in range(n_u):
+        js = np.flatnonzero(u == row)
+        zr, wr = z[i[js]].double(), (me.w[row] * other.w[i[js]]).double()
+        P = alpha * (wr[:, None, None] * zr[:, :, None] * zr[:, None, :]).sum(0) + me.Lam.double()
+        left = torch.tensor(y[js]).double() - mu - other.th[i[js], 0].double()
+        b = alpha * (wr[:, None] * left[:, None] * zr).sum(0) + me.Lam.double() @ me.m.double()
+        cov = torch.linalg.inv(P)
+        mean = cov @ b
+        d = draws[:, row]
+        se = cov.diagonal().sqrt() / np.sqrt(len(d))
+        assert ((d.mean(0) - mean).abs() < 4 * se).all(), (row, d.mean(0), mean)
+        assert torch.allclose(torch.cov(d.T), cov, atol=0.1 * cov.diagonal().max().item()), (row, torch.cov(d.T), cov)

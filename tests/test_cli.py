@@ -411,3 +411,23 @@ def test_serve_prints_its_address_and_stops_on_ctrl_c(trained, sigint_ignored):
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0 and out.strip() == 'stopped' and 'Traceback' not in err, err[-500:]
     finally: p.kill()
+
+
+@pytest.mark.parametrize('recipe', ['sgd', 'bayes'])
+def test_train_threads_runs_the_compiled_passes_on_that_many_threads(trained, recipe, monkeypatch, capsys):
+    "`train --threads 2`: the compiled passes run on two OS threads, the summary line says so, and the command leaves torch's count as it found it."
+    import threading, torch
+    from ajtfb_collab import bayes, kernels
+    from ajtfb_collab.cli import run_command
+    d, r, _ = trained
+    seen, real = set(), kernels.in_threads
+    def spy(jobs):
+        def mark(j): return lambda: (seen.add(threading.get_ident()), j())[1]
+        return real([mark(j) for j in jobs])
+    for m in (kernels, bayes): monkeypatch.setattr(m, 'in_threads', spy)  # sgd's strata call it in kernels; the sampler, in bayes
+    before = torch.get_num_threads()
+    rc = run_command('train', ['--out', str(d/f'threads-{recipe}'), '--ratings', str(d/'ratings.csv'), '--user-col', 'uid', '--item-col', 'film',
+                               '--rating-col', 'stars', '--recipe', recipe, '--epochs', '12', '--threads', '2'])
+    out = capsys.readouterr().out
+    assert rc == 0 and ' threads=2 ' in out.strip().splitlines()[-1], out[-500:]
+    assert len(seen) == 2 and torch.get_num_threads() == before

@@ -32,3 +32,23 @@ def test_sgd_learner_refuses_members(ratings):
     learn = SGD.learner(SGD.dls(ratings))
     learn.model = FastDotBias(3, 3, 2, n_members=2)
     with pytest.raises(BadValueError, match='one member'): learn.fit_one_cycle(1)
+
+
+def test_sgd_on_two_threads_is_one_model_as_good_as_one_threads(ratings, monkeypatch):
+    "Strata on two threads: the jobs run on two OS threads, a seed gives the same model twice, and it is within 0.005 of one thread's valid MSE."
+    import threading
+    from ajtfb_collab import kernels
+    seen, real = set(), kernels.in_threads
+    def spy(jobs):
+        def mark(j): return lambda: (seen.add(threading.get_ident()), j())[1]
+        return real([mark(j) for j in jobs])
+    monkeypatch.setattr(kernels, 'in_threads', spy)
+    fits = {}
+    for t, run in ((1, 0), (2, 0), (2, 1)):
+        set_seed(0)
+        fits[t, run] = SGD.but(epochs=10, lam=0.02, threads=t).train(ratings, progress=False)
+    assert len(seen) == 2  # two threads did the work
+    for a, b in zip(fits[2, 0].model.parameters(), fits[2, 1].model.parameters()): assert (a == b).all()
+    one, two = (fits[t, 0].recorder.values[-1][1] for t in (1, 2))
+    assert abs(one - two) < 0.005, (one, two)
+    assert any((a != b).any() for a, b in zip(fits[1, 0].model.parameters(), fits[2, 0].model.parameters()))  # another order: another model
