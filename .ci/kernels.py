@@ -7,7 +7,7 @@ standard error (a library warning, OpenBLAS's thread warnings: silence them wher
 (then run `nbdev_clean`); a slow cell that did not run keeps the outputs it had.
 
     python .ci/kernels.py                     # every notebook of nbs/
-    python .ci/kernels.py 19_distrib 22_bench # some of them
+    python .ci/kernels.py 20_distrib 23_bench # some of them
     python .ci/kernels.py --save --slow       # refresh every saved output, slow cells included
 """
 import argparse, json, os, re, sys, time, warnings

@@ -14,7 +14,7 @@ from .core import BadValueError, CollabError, UnknownNameError, vocab, columns, 
 from .datasets import scale_text, read_ratings_csv
 from .kinds import model_kind
 from .interpret import member_cosine, pca
-from .inference import load_model, recommend, item_of
+from .inference import load_model, recommend, item_of, item_counts, rare_threshold
 from .coldstart import check_answers, recommend_new_users, MAX_ANSWERS
 import numpy as np, pandas as pd, torch
 import gradio as gr
@@ -22,9 +22,9 @@ warnings.filterwarnings('ignore', message="'future.no_silent_downcasting' is dep
 warnings.filterwarnings('ignore', message='The copy keyword is deprecated')  # the same
 
 # %% auto #0
-__all__ = ['Catalogue', 'catalogue', 'search', 'resolve', 'answers_table', 'because', 'recommend_tables', 'recommend_answers',
-           'similar_to', 'item_map', 'existing_user', 'describe', 'Batcher', 'Page', 'make_app', 'serve', 'stop',
-           'latency']
+__all__ = ['Catalogue', 'catalogue', 'search', 'resolve', 'is_clicks', 'answers_table', 'because', 'recommend_tables',
+           'recommend_answers', 'similar_to', 'item_map', 'existing_user', 'describe', 'Batcher', 'Page', 'make_app',
+           'serve', 'stop', 'latency']
 
 # %% ../nbs/10_app.ipynb #817d210e
 @dataclass
@@ -85,9 +85,14 @@ def resolve(cat:Catalogue, model, text) -> object:
     raise UnknownNameError(f"unknown movie {str(text)!r}" + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ''))
 
 # %% ../nbs/10_app.ipynb #98ff26c9
+def is_clicks(model) -> bool:
+    "Whether `model` was trained on interactions (clicks, plays: the clicks notebook's `train_clicks`), not on ratings."
+    return (getattr(model, 'info', None) or {}).get('feedback') == 'interactions'
+
 def answers_table(model, cat:Catalogue, answers) -> pd.DataFrame:
-    "A new user's answers (`[item or name, rating]` pairs) as the model's items and ratings, checked (`check_answers`)."
+    "A new user's answers (`[item or name, rating]` pairs; for a ranker, items alone will do) as the model's items and ratings, checked (`check_answers`)."
     answers = [] if answers is None else list(answers)
+    if model_kind(model.model).ranks: answers = [a if isinstance(a, (list, tuple)) else [a, 1.] for a in answers]  # a choice: no stars
     if len(answers) > MAX_ANSWERS: raise BadValueError(f"{len(answers)} answers: at most {MAX_ANSWERS} (rate fewer movies)")
     bad = [a for a in answers if not isinstance(a, (list, tuple)) or len(a) != 2]
     if bad: raise BadValueError(f"each answer is a pair [movie, rating], not {bad[0]!r}")
@@ -117,18 +122,19 @@ def _count(n, least:int=1) -> int:
 
 
 def recommend_tables(model, cat:Catalogue, tables:list, # several new users' checked answers (`answers_table`)
-                     n:int|list=10 # how many for each: one number for all, or one each
+                     n:int|list=10, # how many for each: one number for all, or one each
+                     min_ratings:int=0 # leave out items with fewer training ratings (`rarely_rated`); 0: none
                     ) -> list[pd.DataFrame]:
     "Each new user's best movies, their answers folded in together (one fold-in, `recommend_new_users`), each with the rated movie it is nearest."
     ns = [n] * len(tables) if isinstance(n, int) else list(n)
     _, i_col, _ = columns(model)
     label = 'score' if model_kind(model.model).ranks else 'predicted rating'
     out = []
-    for table, recs, k in zip(tables, recommend_new_users(model, tables, n=max(ns, default=1)), ns):
+    for table, recs, k in zip(tables, recommend_new_users(model, tables, n=max(ns, default=1), min_ratings=min_ratings), ns):
         recs = recs.head(k)
         near = because(model, list(table[i_col]), list(recs[i_col]))
         out.append(pd.DataFrame({'movie': [cat.name_of[i] for i in recs[i_col]], label: recs.prediction.to_numpy(dtype=np.float64).round(3),
-                                 'because you rated': [cat.name_of.get(i, '') for i in near]}))
+                                 'because you ' + ('like' if is_clicks(model) else 'rated'): [cat.name_of.get(i, '') for i in near]}))
     return out
 
 
@@ -182,7 +188,8 @@ def describe(model) -> str:
     s, info = model_kind(model.model).summary(), getattr(model, 'info', {}) or {}
     (u_col, _), (i_col, _) = list(vocab(model).items())[:2]
     members = f" x {s['members']} members" if s['members'] > 1 else ''
-    scale = 'a ranking model: it scores movies, its scores are not ratings' if model_kind(model.model).ranks else \
+    scale = 'a ranking model of interactions (clicks, plays): it scores items, no stars' if is_clicks(model) else \
+        'a ranking model: it scores movies, its scores are not ratings' if model_kind(model.model).ranks else \
         f"ratings {scale_text(model.scale)}" if getattr(model, 'scale', None) else f"ratings within {s['y_range']}"
     lines = [f"**{s['kind']}**, {s['factors']} factors{members}: {s['users']:,} {u_col}s x {s['items']:,} {i_col}s, {scale}."]
     how = [f"{info['recipe']} recipe" if 'recipe' in info else '', f"{info['epochs']} epoch{'s' * (info['epochs'] != 1)}" if 'epochs' in info else '']
@@ -230,14 +237,18 @@ def _notice(fn):
 class Page:
     "The page's actions on one model: what every session shares (the model, its catalogue, the map), nothing a session owns."
     def __init__(self, model, items:pd.DataFrame|None=None, ratings:pd.DataFrame|None=None, items_id_col=None, items_name_col='title',
-                 map_size:int=500, batch:bool=True):
+                 map_size:int=500, batch:bool=True,
+                 min_ratings:int|None=None): # recommendations leave out items with fewer training ratings; `None`: `rare_threshold` of the model's counts
         self.model, self.ratings, self.map_size = model, ratings, map_size
+        counts = item_counts(model)
+        self.min_ratings = (0 if counts is None else rare_threshold(counts[1:])) if min_ratings is None else int(min_ratings)
+        self.clicks = is_clicks(model)
         self.cat = catalogue(model, items, ratings, items_id_col, items_name_col)
         self.points = item_map(model, self.cat)
         kind = model_kind(model.model)
         self.ranks, self.scale = kind.ranks, getattr(model, 'scale', None)
         # visitors asking at once share one fold-in: each request is `(checked answers, n)`
-        together = lambda asks: recommend_tables(model, self.cat, [t for t, _ in asks], [k for _, k in asks])
+        together = lambda asks: recommend_tables(model, self.cat, [t for t, _ in asks], [k for _, k in asks], self.min_ratings)
         self.folds = Batcher(together) if batch else lambda ask: together([ask])[0]  # `batch=False`: a fold-in per visitor
 
     def search(self, text:str, limit:int=20) -> list[str]:
@@ -250,12 +261,13 @@ class Page:
     def rated(self, answers) -> tuple:
         "A session's ratings as the page shows them: the table, and the choices to remove one."
         answers = list(answers or [])
-        return answers, pd.DataFrame(answers, columns=['movie', 'your rating']), gr.Dropdown(choices=[a[0] for a in answers], value=None)
+        table = pd.DataFrame([a[:1] for a in answers], columns=['movie']) if self.clicks else pd.DataFrame(answers, columns=['movie', 'your rating'])
+        return answers, table, gr.Dropdown(choices=[a[0] for a in answers], value=None)
     @_notice
     def add(self, answers, movie, stars):
         "Add a rating to a session's ratings, checked with the rest."
         if not movie: raise BadValueError("find a movie first: type part of its title")
-        new = list(answers or []) + [[self.cat.name_of[resolve(self.cat, self.model, movie)], stars]]
+        new = list(answers or []) + [[self.cat.name_of[resolve(self.cat, self.model, movie)], 1. if self.clicks else stars]]  # a choice: no stars
         answers_table(self.model, self.cat, new)  # every check, on the whole list
         return self.rated(new)
     def remove(self, answers, movie):
@@ -290,27 +302,31 @@ def make_app(model, # a `CollabModel`, or the path of a saved one (`load_model`:
              items=None, # a table of names (or its CSV file) for numbered items: id and name columns
              ratings=None, # the ratings (or their CSV file), in the model's columns: counts, existing users
              items_id_col:str|None=None, items_name_col:str='title', map_size:int=500,
-             batch:bool=True # visitors asking together share one fold-in (`Batcher`)
+             batch:bool=True, # visitors asking together share one fold-in (`Batcher`)
+             min_ratings:int|None=None # recommendations leave out items with fewer training ratings; `None`: the data's threshold (`Page`)
             ) -> gr.Blocks:
     "The page on `model`: rate a few movies and get recommendations, movies like one, the map, an existing user."
     model = model if hasattr(model, 'model') else load_model(model)
     items = read_ratings_csv(items, what='items') if isinstance(items, (str, Path)) else items
     ratings = read_ratings_csv(ratings) if isinstance(ratings, (str, Path)) else ratings
-    p = Page(model, items, ratings, items_id_col, items_name_col, map_size, batch)
+    p = Page(model, items, ratings, items_id_col, items_name_col, map_size, batch, min_ratings)
     lo, hi, step = p.scale or (1., 5., 1.)
     stars_label = 'your rating (a ranking model takes it as a choice)' if p.ranks else f'your rating: {scale_text(p.scale or (lo, hi, step))}'
     with gr.Blocks(title='ajtfb_collab: recommendations') as demo:
-        gr.Markdown(f"## Movie recommendations\n\n{describe(model)}", elem_id='summary')
+        rare = (f" Recommendations leave out items with fewer than {p.min_ratings} {'interactions' if p.clicks else 'ratings'} in training: "
+                "their scores rest on too few people (`serve --min-ratings 0` keeps them).") if p.min_ratings else ''
+        gr.Markdown(f"## {'R' if p.clicks else 'Movie r'}ecommendations\n\n{describe(model)}{rare}", elem_id='summary')
         answers = gr.JSON(value=[], visible=False, elem_id='answers')  # this session's ratings: [[movie, rating], ...]
-        with gr.Tab('Rate a few movies', id='rate'):
+        with gr.Tab('Pick a few you like' if p.clicks else 'Rate a few movies', id='rate'):
             with gr.Row():
                 query = gr.Textbox(label='Find a movie', placeholder='type part of its title', elem_id='query')
                 pick = gr.Dropdown(choices=[], label='Matches', allow_custom_value=True, elem_id='pick')
-                stars = gr.Slider(lo, hi, value=hi, step=step or (hi - lo) / 100, label=stars_label, elem_id='stars')
-            add = gr.Button('Add my rating', elem_id='add')
-            rated = gr.Dataframe(pd.DataFrame(columns=['movie', 'your rating']), label='Your ratings', interactive=False, elem_id='rated')
+                stars = gr.Slider(lo, hi, value=hi, step=step or (hi - lo) / 100, label=stars_label, elem_id='stars', visible=not p.clicks)
+            add = gr.Button('I like it' if p.clicks else 'Add my rating', elem_id='add')
+            rated = gr.Dataframe(pd.DataFrame(columns=['movie'] if p.clicks else ['movie', 'your rating']),
+                                 label='What you like' if p.clicks else 'Your ratings', interactive=False, elem_id='rated')
             with gr.Row():
-                unrate = gr.Dropdown(choices=[], label='Remove a rating', elem_id='unrate')
+                unrate = gr.Dropdown(choices=[], label='Remove one' if p.clicks else 'Remove a rating', elem_id='unrate')
                 remove = gr.Button('Remove', elem_id='remove')
                 n = gr.Number(10, precision=0, minimum=1, maximum=100, label='How many', elem_id='n')
                 go = gr.Button('Recommend', variant='primary', elem_id='recommend')

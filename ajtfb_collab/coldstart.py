@@ -13,7 +13,7 @@ from .data import load_ratings, load_users
 from .kinds import model_kind
 from .chapter import BOOK
 from .datasets import on_scale, scale_text
-from .inference import predict_ratings, train_mean, training_scale, item_of
+from .inference import predict_ratings, train_mean, training_scale, item_of, rarely_rated
 
 # %% auto #0
 __all__ = ['META_CATS', 'META_CONTS', 'LAMS', 'MAX_ANSWERS', 'hold_out_users', 'sign_up_split', 'user_parts', 'score_users',
@@ -155,6 +155,8 @@ def check_answers(learn, answers:pd.DataFrame, # a new user's ratings: item and 
     "`answers` as the model's items and ratings, or one error naming what is wrong: too many, an unknown item, one rated twice, a rating off the scale."
     _, i_col, r_col = columns(learn)
     item_name, rating_name = item_name or i_col, rating_name or r_col
+    if rating_name not in answers.columns and model_kind(learn.model).ranks and item_name in answers.columns:
+        answers = answers.assign(**{rating_name: 1.0})  # a ranker's answers are choices: a list of items is enough
     missing = [c for c in (item_name, rating_name) if c not in answers.columns]
     if missing: raise BadValueError(f"no column {', '.join(map(repr, missing))} (columns: {', '.join(map(str, answers.columns))})")
     if len(answers) > MAX_ANSWERS: raise BadValueError(f"{len(answers)} answers: at most {MAX_ANSWERS} (rate fewer movies)")
@@ -178,7 +180,8 @@ def recommend_new_user(learn, ratings:pd.DataFrame|None=None, # the new user's a
                        meta:pd.DataFrame|None=None, # one row of user metadata (age, gender, occupation, zip)...
                        meta_model:UserMetaModel|None=None, # ...and the model that reads it
                        n:int=10,
-                       item_name:str|None=None, rating_name:str|None=None # columns of `ratings`; `None`: the model's own
+                       item_name:str|None=None, rating_name:str|None=None, # columns of `ratings`; `None`: the model's own
+                       min_ratings:int|None=0 # leave out items with fewer training ratings (`rarely_rated`); 0: none; None: the data's threshold
                       ) -> pd.DataFrame:
     "Top-`n` items for a user the model has never seen, from their answers and/or metadata, best first."
     _, i_col, r_col = columns(learn)
@@ -195,11 +198,13 @@ def recommend_new_user(learn, ratings:pd.DataFrame|None=None, # the new user's a
     preds = score_users(learn, v[None], None if b is None else b[None], np.zeros(len(items), dtype=int), items)
     recs = pd.DataFrame({i_col: items, 'prediction': preds})
     if ratings is not None: recs = recs[~recs[i_col].isin(as_vocab_type(ratings[item_name], vocab(learn)[i_col]))]
+    if min_ratings != 0: recs = recs[~rarely_rated(learn, min_ratings)[1:][recs.index]]  # row j: item j + 1
     return recs.sort_values('prediction', ascending=False).head(n).reset_index(drop=True)
 
 # %% ../nbs/09_coldstart.ipynb #51d5083c
 def recommend_new_users(learn, answers:list, # each new user's checked answers (`check_answers`): the model's item and rating columns
-                        n:int=10) -> list[pd.DataFrame]:
+                        n:int=10, min_ratings:int|None=0 # leave out items with fewer training ratings (`rarely_rated`); 0: none; None: the data's threshold
+                       ) -> list[pd.DataFrame]:
     "Top-`n` items for each of several new users, from their answers: one fold-in for all of them, a table each."
     _, i_col, _ = columns(learn)
     some = [j for j, a in enumerate(answers) if len(a)]
@@ -210,9 +215,11 @@ def recommend_new_users(learn, answers:list, # each new user's checked answers (
     b = None if vb[0][1] is None else torch.stack([b for _, b in vb])
     preds = model_kind(learn.model).score_all(torch.stack([v for v, _ in vb]), b)  # (n_users, n_items), `#na#` first
     items, out = vocab(learn)[i_col], []
+    rare = torch.as_tensor(rarely_rated(learn, min_ratings)) if min_ratings != 0 else None  # (n_items,)
     for p, a in zip(preds, answers):
         p[0] = float('-inf'); p[torch.as_tensor(to_codes(a[i_col], items))] = float('-inf')  # never `#na#`, nor what they rated
-        top = p.topk(min(n, len(items) - 1 - len(a))).indices  # best first
+        if rare is not None: p[rare] = float('-inf')
+        top = p.topk(min(n, int((p > float('-inf')).sum()))).indices  # best first
         out.append(pd.DataFrame({i_col: [items[k] for k in top.tolist()], 'prediction': p[top].numpy()}))
     return out
 

@@ -13,8 +13,8 @@ import numpy as np, pandas as pd
 from fastai.data.external import untar_data, URLs
 
 # %% auto #0
-__all__ = ['MOVIELENS', 'CHUNK', 'rating_bounds', 'validate_ratings', 'read_ratings_csv', 'rating_scale', 'on_scale',
-           'scale_text', 'Layout', 'movielens_layout', 'movielens_path', 'count_lines', 'smallest_int',
+__all__ = ['SNIFFED', 'MOVIELENS', 'CHUNK', 'rating_bounds', 'validate_ratings', 'separator', 'read_ratings_csv', 'rating_scale',
+           'on_scale', 'scale_text', 'Layout', 'movielens_layout', 'movielens_path', 'count_lines', 'smallest_int',
            'read_ratings_file', 'read_movies', 'read_users', 'MovieLens', 'movielens', 'write_movielens']
 
 # %% ../nbs/05_datasets.ipynb #3f742e5c
@@ -46,15 +46,32 @@ def validate_ratings(df:pd.DataFrame, user_name:str='user', item_name:str='title
     return df
 
 # %% ../nbs/05_datasets.ipynb #2b773eee
-def read_ratings_csv(path:str|Path, what:str='ratings' # what the file holds, for the messages ('items'...)
+SNIFFED = ('\t', ';', '|')  # separators found by themselves: a file whose one column's name holds one of these
+
+def separator(text:str|None) -> str|None:
+    "A separator as typed in a shell: `\\t` (a backslash and a t, as `--sep '\\t'` passes it) or `tab` is a tab; `None` stays `None`."
+    if text is None: return None
+    sep = {'\\t': '\t', 'tab': '\t', 'TAB': '\t'}.get(text, text)
+    if len(sep) == 0: raise BadValueError("a separator cannot be empty (a tab is written '\\t')")
+    return sep
+
+def read_ratings_csv(path:str|Path, what:str='ratings', # what the file holds, for the messages ('items'...)
+                     sep:str|None=None, # its separator; `None`: a comma, or the one its header shows (`SNIFFED`)
+                     say=None # called with one line when the separator was found by itself (`print` in the command line)
                     ) -> pd.DataFrame:
     "Read a ratings CSV (with a header); `MissingFileError` or `BadFileError` naming the file if it cannot."
-    path = Path(path)
+    path, sep = Path(path), separator(sep)
     if not path.is_file(): raise MissingFileError(f"no {what} file at {path}")
-    try: df = pd.read_csv(path)
-    except pd.errors.EmptyDataError: raise BadFileError(f"{what} file {path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise BadFileError(f"{what} file {path} is not a readable CSV: {str(e).strip().splitlines()[-1]}") from None
+    def read(sep):
+        try: return pd.read_csv(path, sep=sep or ',', engine='python' if sep and len(sep) > 1 else 'c')
+        except pd.errors.EmptyDataError: raise BadFileError(f"{what} file {path} is empty") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise BadFileError(f"{what} file {path} is not a readable CSV: {str(e).strip().splitlines()[-1]}") from None
+    df = read(sep)
+    found = next((c for c in SNIFFED if c in str(df.columns[0])), None) if sep is None and len(df.columns) == 1 else None
+    if found is not None:  # `user\tartist\tplays` read as one column: the header says how the file is written
+        df = read(found)
+        if say is not None: say(f"{what} file {path}: columns separated by {found!r}, as its header shows (--sep to say otherwise)")
     if len(df) == 0: raise BadFileError(f"{what} file {path} has a header but no rows")
     return df
 

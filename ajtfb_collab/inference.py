@@ -15,8 +15,8 @@ from .datasets import rating_scale, scale_text
 from .kinds import ModelKind, model_kind, build_model
 
 # %% auto #0
-__all__ = ['FORMAT', 'train_mean', 'predict_ratings', 'recommend', 'model_spec', 'CollabModel', 'training_scale', 'item_counts',
-           'save_model', 'load_model', 'item_of']
+__all__ = ['FORMAT', 'RARE_SHARE', 'train_mean', 'predict_ratings', 'recommend', 'model_spec', 'CollabModel', 'training_scale',
+           'item_counts', 'save_model', 'load_model', 'item_of', 'rare_threshold', 'rarely_rated']
 
 # %% ../nbs/08_inference.ipynb #a327a3cd
 def _bias_fallback(kind:ModelKind, ui:np.ndarray, ii:np.ndarray) -> np.ndarray:
@@ -72,7 +72,8 @@ def predict_ratings(learn, df:pd.DataFrame, # rows of (user, item) to score
 # %% ../nbs/08_inference.ipynb #1e9f5929
 def recommend(learn, user, # a user of the model's vocabulary (typed text is converted to its type)
               n:int=10, # how many items to return
-              seen:pd.DataFrame|None=None, # ratings table: items this user rated in it are left out
+              seen:pd.DataFrame|None=None, # ratings table: items this user rated in it are left out (`None`: the model's kept history, if any)
+              min_ratings:int|None=0 # leave out items with fewer training ratings than this (`rarely_rated`, below); 0: none; None: the data's `rare_threshold`
               ) -> pd.DataFrame:
     "The `n` items with the highest predicted rating for `user`, best first: the model's item column and `prediction`."
     (user_name, users), (item_name, items) = vocab(learn).items()
@@ -80,7 +81,11 @@ def recommend(learn, user, # a user of the model's vocabulary (typed text is con
     ui = to_codes([user], users)[0]
     if ui == 0: raise unknown_name('user', user, [])
     preds = model_kind(learn.model).predict(np.full(len(items) - 1, ui), np.arange(1, len(items)))  # (n_items - 1,)
-    recs = pd.DataFrame({item_name: list(items)[1:], 'prediction': preds})
+    keep = np.ones(len(items) - 1, bool)  # (n_items - 1,) without `#na#`
+    if min_ratings != 0: keep &= ~rarely_rated(learn, min_ratings)[1:]
+    history = getattr(learn, 'history', None)  # a model of interactions keeps each user's items: CSR rows (indptr, indices)
+    if seen is None and history is not None: keep[history[1][history[0][ui]:history[0][ui + 1]].numpy() - 1] = False
+    recs = pd.DataFrame({item_name: list(items)[1:], 'prediction': preds})[keep]
     if seen is not None:
         col = seen[user_name]
         mine = (col == user).to_numpy()  # one vectorised comparison when the file types users as the model does
@@ -107,6 +112,7 @@ class CollabModel:
     names: list|None = None  # a name for each item, in the order of `classes` (`#na#` first), when items are ids
     counts: list|None = None  # how many training ratings each item had, in the same order
     info: dict = field(default_factory=dict)  # what it was trained on and how: plain values (`trained_on`, `valid_loss`...)
+    history: tuple|None = None  # a model of interactions: each user's items as CSR rows over the model's rows, `(indptr, indices)`
 
     def __repr__(self):  # a summary: the vocabularies can hold tens of thousands of names
         kind, (user_name, item_name) = model_kind(self.model), list(self.classes)
@@ -141,14 +147,17 @@ def training_scale(learn) -> tuple|None:
 
 def item_counts(learn) -> list|None:
     "How many training ratings each item of `learn` had (`#na#` first): saved with a `CollabModel`, counted from a `Learner`'s data."
-    if not hasattr(learn, 'dls'): return getattr(learn, 'counts', None)
+    counts = getattr(learn, 'counts', None)  # a loaded model's, or what `train_clicks` counted (pairs, not repeats)
+    if counts is not None or not hasattr(learn, 'dls'): return counts
     train, n_items = learn.dls.train, len(list(vocab(learn).values())[1])
     rows = train.x[:, 1].cpu() if hasattr(train, 'x') else torch.as_tensor(train.dataset.xs.iloc[:, 1].to_numpy())  # item rows
     return torch.bincount(rows.long(), minlength=n_items).tolist()
 
 def save_model(learn, path,
                names:list|None=None, # a name for each item of the model's vocabulary (`#na#` first), when its items are ids
-               info:dict|None=None # what it was trained on and how, as plain values: shown by the page and `CollabModel`
+               info:dict|None=None, # what it was trained on and how, as plain values: shown by the page and `CollabModel`
+               counts:list|None=None, # each item's training ratings or interactions (`#na#` first); `None`: `item_counts`
+               history:tuple|None=None # each user's items, `(indptr, indices)` over the model's rows (`CollabModel.history`)
               ) -> Path:
     "Save the model of `learn` (a `Learner` or `CollabModel`) to `path`: weights and plain data, no pickle."
     path = Path(path)
@@ -160,7 +169,8 @@ def save_model(learn, path,
     payload = {'format': FORMAT, 'spec': model_spec(model), 'train_mean': train_mean(learn), 'rating_name': columns(learn)[2],
                'classes': {k: [plain(v) for v in vs] for k, vs in vocab(learn).items()},
                'scale': None if scale is None else [plain(v) for v in scale],
-               'names': None if names is None else [str(n) for n in names], 'counts': item_counts(learn),
+               'names': None if names is None else [str(n) for n in names], 'counts': item_counts(learn) if counts is None else [int(c) for c in counts],
+               'history': getattr(learn, 'history', None) if history is None else tuple(torch.as_tensor(h, dtype=torch.int64) for h in history),
                'info': {k: plain(v) for k, v in {**getattr(learn, 'info', {}), **(info or {})}.items()},
                'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     _atomic_save(payload, path)
@@ -188,7 +198,7 @@ def load_model(path) -> CollabModel:
     scale = p.get('scale')  # an older file has none: its y_range stands in where a scale is needed
     return CollabModel(model.to(dev).eval(), {k: Vocab(v) for k, v in p['classes'].items()}, p['train_mean'],
                        p.get('rating_name', 'rating'), None if scale is None else tuple(scale), p.get('names'), p.get('counts'),
-                       p.get('info') or {})
+                       p.get('info') or {}, None if p.get('history') is None else tuple(p['history']))
 
 # %% ../nbs/08_inference.ipynb #b3c7793a
 def item_of(learn, values) -> list:
@@ -198,3 +208,23 @@ def item_of(learn, values) -> list:
     names = getattr(learn, 'names', None)
     by_name = {} if names is None else {str(n): it for n, it in zip(names[1:], items[1:])}
     return [t if t in known else by_name.get(str(v), v) for v, t in zip(values, typed)]
+
+# %% ../nbs/08_inference.ipynb #f0b4474b
+RARE_SHARE = 0.02  # the rarest items holding this share of the training ratings are left out of the lists a person sees
+
+def rare_threshold(counts, # each item's training ratings (or interactions)
+                   share:float=RARE_SHARE) -> int:
+    "The fewest ratings an item needs to be recommended: the items below it hold at most `share` of all ratings."
+    c = np.sort(np.asarray(counts, dtype=np.int64))
+    if len(c) == 0 or share <= 0: return 0
+    held = np.cumsum(c) / max(c.sum(), 1)  # share of the ratings held by the rarest items up to each one
+    return int(c[min(np.searchsorted(held, share, side='right'), len(c) - 1)])
+
+def rarely_rated(learn, min_ratings:int|None=None # `None`: `rare_threshold` of the model's counts
+                ) -> np.ndarray:
+    "`(n_items,)` bools, `#na#` first: the items with fewer training ratings than `min_ratings`; a clear error if the model kept no counts."
+    counts = item_counts(learn)
+    if counts is None: raise BadValueError("this model kept no counts of its items' ratings: pass min_ratings=0 (--min-ratings 0)")
+    counts = np.asarray(counts[1:])
+    t = rare_threshold(counts) if min_ratings is None else int(min_ratings)
+    return np.concatenate([[True], counts < t])  # `#na#` is never recommended

@@ -119,7 +119,7 @@ def rank_learner(dls, # from `rank_dls`
 
 RANK = register_recipe(TrainRecipe('rank', rank_dls, rank_learner, epochs=8, lr=2e-2, wd=1.0, learner_kwargs=dict(n_factors=128),
                    help="the dot product trained to rank (it scores, it does not predict ratings)",
-                   serial=None, ladder=dict(units=1)))  # data-parallel under torchrun; the ladder times one epoch
+                   serial=None, ladder=dict(units=1), clicks=True))  # data-parallel under torchrun; the ladder times one epoch; clicks too
 
 # %% ../nbs/18_rank.ipynb #f97951fe
 OURS = 'ours: the dot product trained to rank (RANK)'
@@ -143,10 +143,11 @@ def ranking_table(train:pd.DataFrame, test:pd.DataFrame, k:int=10, lams=(100, 25
         if progress: print(name, kv_line(rows[name]), flush=True)
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis('method')  # a dtype per column: floats, and the note
 
-def rank_line(table:pd.DataFrame, k:int=10) -> str:
+def rank_line(table:pd.DataFrame, k:int=10, ours:str=OURS # the row of ours (the clicks notebook's table names its own)
+             ) -> str:
     "The summary line of `ajtfb-collab rank-eval`: ours, then the peers' nDCG in the same run (`nan` if not measured)."
     get = lambda prefix: next((r for name, r in table.iterrows() if name.startswith(prefix)), None)
-    ours, row = table.loc[OURS], {f'{m}{k}': table.loc[OURS, f'{m}{k}'] for m in ('ndcg', 'map', 'p', 'r')}
+    row = {f'{m}{k}': table.loc[ours, f'{m}{k}'] for m in ('ndcg', 'map', 'p', 'r')}
     for key, prefix in (('pop', 'most popular'), ('ease', 'EASE'), ('als', "implicit's ALS")):
         r = get(prefix)
         row[f'{key}_ndcg{k}'] = float('nan') if r is None else float(r[f'ndcg{k}'])

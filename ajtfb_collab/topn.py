@@ -13,8 +13,8 @@ from .fast import FAST
 
 # %% auto #0
 __all__ = ['SCORE_BATCH', 'stratified_split', 'precision_at_k', 'recall_at_k', 'ndcg_at_k', 'map_at_k', 'interactions', 'top_k',
-           'relevant_items', 'ranking_row', 'evaluate_ranking', 'most_popular', 'model_recommender', 'ease_bytes',
-           'ease_weights', 'ease', 'tune_on_training']
+           'relevant_items', 'ranking_row', 'evaluate_ranking', 'most_popular', 'rank_with', 'model_recommender',
+           'ease_bytes', 'ease_weights', 'ease', 'tune_on_training']
 
 # %% ../nbs/17_topn.ipynb #6ac3738c
 def stratified_split(ratings:pd.DataFrame, ratio:float=0.75, seed:int=42, user_name:str='user'
@@ -113,18 +113,25 @@ def most_popular(train:pd.DataFrame, k:int=10) -> dict:
     return top_k(lambda rows: pop.expand(len(rows), -1), X, users, items, k)
 
 # %% ../nbs/17_topn.ipynb #948f9062
+def rank_with(learn, train:pd.DataFrame, k:int=10,
+              leave_out=None # items never recommended (rarely rated ones, say); `None`: none
+             ) -> dict:
+    "Each user of `train`'s `k` best movies by the score of `learn`'s model, among those they have not seen."
+    (_, u_vocab), (_, i_vocab) = learn.dls.classes.items()
+    X, users, items = interactions(train)
+    u = np.searchsorted(list(u_vocab)[1:], users) + 1  # rows of the model (its `#na#` is row 0)
+    i = np.searchsorted(list(i_vocab)[1:], items) + 1
+    kind, out = model_kind(learn.model), torch.as_tensor(np.isin(items, [] if leave_out is None else list(leave_out)))  # (n_items,) bools
+    return top_k(lambda rows: torch.as_tensor(kind.score_items(u[rows], i)).masked_fill(out, float('-inf')),
+                 X, users, items, k)  # (b, n_items) a batch of users at a time
+
 def model_recommender(recipe:TrainRecipe=FAST, seed:int=0, progress:bool=False):
     "A recommender that trains `recipe` on the training ratings and ranks each user's unseen movies by the model's score."
     def recommend(train:pd.DataFrame, k:int=10) -> dict:
         dls = recipe.dls(train, item_name='movie', valid_pct=0, seed=seed)
         seed_all(dls, seed)
         learn = recipe.fit(recipe.learner(dls), progress=progress)  # `progress`: fastai's bar, or its line per epoch off a terminal
-        (_, u_vocab), (_, i_vocab) = learn.dls.classes.items()
-        X, users, items = interactions(train)
-        u = np.searchsorted(list(u_vocab)[1:], users) + 1  # rows of the model (its `#na#` is row 0)
-        i = np.searchsorted(list(i_vocab)[1:], items) + 1
-        kind = model_kind(learn.model)
-        return top_k(lambda rows: kind.score_items(u[rows], i), X, users, items, k)  # (b, n_items) a batch of users at a time
+        return rank_with(learn, train, k)
     return recommend
 
 # %% ../nbs/17_topn.ipynb #682f32e8

@@ -7,11 +7,11 @@ PKG = Path(__file__).parent.parent/'ajtfb_collab'
 NBS = PKG.parent/'nbs'
 # what each module builds on comes before it (the order of the architecture, not of the file names)
 MODULE_ORDER = ('registry', 'core', 'kernels', 'data', 'models', 'chapter', 'datasets', 'kinds', 'interpret', 'inference', 'coldstart', 'app',
-                'side_info', 'synthetic', 'fast', 'sgd', 'evaluate', 'bayes', 'topn', 'rank', 'distrib', 'peers', 'timing', 'bench', 'cli')
+                'side_info', 'synthetic', 'fast', 'sgd', 'evaluate', 'bayes', 'topn', 'rank', 'clicks', 'distrib', 'peers', 'timing', 'bench', 'cli')
 # the order a learner reads: the chapter section by section, then what goes past it, then the tools
 READING_ORDER = ('01_data', '02_models', '03_embeddings', '04_chapter', '05_datasets', '06_kinds', '07_interpret', '08_inference',
-                 '09_coldstart', '10_app', '11_side_info', '12_synthetic', '13_fast', '14_sgd', '15_evaluate', '16_bayes', '17_topn', '18_rank',
-                 '19_distrib', '20_peers', '21_timing', '22_bench', '23_cli', '24_registry', '25_core', '26_kernels', '27_profiles')
+                 '09_coldstart', '10_app', '11_side_info', '12_synthetic', '13_fast', '14_sgd', '15_evaluate', '16_bayes', '17_topn', '18_rank', '19_clicks',
+                 '20_distrib', '21_peers', '22_timing', '23_bench', '24_cli', '25_registry', '26_core', '27_kernels', '28_profiles')
 
 
 def notebook_of(module: Path) -> str:
