@@ -4,12 +4,10 @@
 
 # %% ../nbs/19_clicks.ipynb #fc83c34d
 from __future__ import annotations
-import time
 from dataclasses import dataclass
 import numpy as np, pandas as pd, torch
 import scipy.sparse as sps
-from .core import BadValueError, TrainRecipe, check_split, kv_line, plain, random_split, seed_all, to_codes, vocab
-from .kinds import model_kind
+from .core import BadValueError, TrainRecipe, check_split, kv_line, plain, random_split, seed_all, to_codes
 from .inference import rare_threshold
 from .fast import FAST
 from .rank import RANK, SoftmaxDot, rank_line
