@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math, time
 from functools import partial
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from .registry import register_recipe
 from .core import BadValueError, TrainRecipe, kv_line, random_split
 import numpy as np, pandas as pd, torch
@@ -18,13 +18,13 @@ from fastprogress.fastprogress import progress_bar
 from .side_info import user_info, item_info, implicit_feedback, day_codes
 from .kinds import register
 from .fast import FastDotBias, FastDotBiasKind, fast_collab_dls, member_mse
-from .kernels import (blocked_mm, col_blocks, explain_ratings, gaussian_rows, in_threads, index_type, row_spans,
-                                  side_sums, spans, squared_errors, sums_by_row, torch_csr, weighted_total)
+from .kernels import (beside, blocked_mm, cg_step, col_blocks, explain_ratings, gaussian_rows, in_threads, index_type,
+                                  n_threads, row_spans, side_sums, spans, squared_errors, sums_by_row, torch_csr, weighted_total)
 from .evaluate import score_folds
 
 # %% auto #0
-__all__ = ['DENSE_SIDE_MAX', 'ROWS', 'ZZ_IN_CACHE', 'PARTS', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior', 'ToScore',
-           'GibbsConfig', 'Chain', 'start_chain', 'sweep', 'gibbs', 'BayesDot', 'BayesDotKind', 'bayes_dls',
+__all__ = ['DENSE_SIDE_MAX', 'ROWS', 'ZZ_IN_CACHE', 'SIDE_BY_SIDE', 'PARTS', 'SIDE', 'BAYES', 'wishart', 'Side', 'Posterior',
+           'ToScore', 'GibbsConfig', 'Chain', 'start_chain', 'sweep', 'gibbs', 'BayesDot', 'BayesDotKind', 'bayes_dls',
            'side_features', 'BayesLearner', 'bayes_learner', 'bayes_fit_predict', 'bayes_folds']
 
 # %% ../nbs/16_bayes.ipynb #47215b61
@@ -43,21 +43,21 @@ def _spmat(pattern:tuple, vals:torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/16_bayes.ipynb #c6ed4875
 def wishart(scale:torch.Tensor, # (K, K) symmetric positive definite
-            df:float) -> torch.Tensor:
+            df:float, gen:torch.Generator|None=None) -> torch.Tensor:
     "One draw of a Wishart matrix by Bartlett's decomposition: mean `df * scale`."
     K = len(scale)
     A = torch.zeros(K, K, dtype=scale.dtype)
-    chi2 = 2 * torch._standard_gamma(torch.tensor([(df - i) / 2 for i in range(K)], dtype=scale.dtype))
+    chi2 = 2 * torch._standard_gamma(torch.tensor([(df - i) / 2 for i in range(K)], dtype=scale.dtype), generator=gen)
     A[range(K), range(K)] = chi2.sqrt()
     il = torch.tril_indices(K, K, -1)
-    A[il[0], il[1]] = torch.randn(il.shape[1], dtype=scale.dtype)
+    A[il[0], il[1]] = torch.randn(il.shape[1], dtype=scale.dtype, generator=gen)
     LA = torch.linalg.cholesky(scale) @ A
     return LA @ LA.T
 
-def _gamma(shape, rate) -> torch.Tensor:
-    "Draws of Gamma(`shape`, `rate`) (tensors of one shape, or floats)."
+def _gamma(shape, rate, gen:torch.Generator|None=None) -> torch.Tensor:
+    "Draws of Gamma(`shape`, `rate`) (tensors of one shape, or floats), from `gen` (None: torch's)."
     shape, rate = torch.as_tensor(shape, dtype=torch.float64), torch.as_tensor(rate, dtype=torch.float64)
-    return torch._standard_gamma(shape) / rate
+    return torch._standard_gamma(shape, generator=gen) / rate
 
 # %% ../nbs/16_bayes.ipynb #3acf8d27
 def _as_scipy(F) -> sps.csr_matrix:
@@ -78,6 +78,11 @@ class Side:
         self.th = 0.5 * torch.randn(n, K, device=device)
         self.m, self.Lam = torch.zeros(K, device=device), lam * torch.eye(K, device=device)
         self.w = torch.ones(n, device=device)  # each row's noise precision, relative (1: the same for all)
+        # the prior's draws come from a random stream of the side's own: on several threads one side's prior is drawn
+        # beside the other side's vectors (`sweep`), and each stream's draws are the same in either order
+        seed = int(torch.randint(2**62, ()))
+        self.gen = torch.Generator().manual_seed(seed)  # on the CPU: the Normal-Wishart and Gamma draws
+        self.dev_gen = self.gen if torch.device(device).type == 'cpu' else torch.Generator(device).manual_seed(seed)
         self.F = self.FQ = None  # (n, p) side information, sparse; for small tables, F Q (below)
         if feats is not None:
             Fs = _as_scipy(feats)
@@ -107,43 +112,53 @@ def _hyper(me:Side):
         B = me.B.double().cpu()
         Winv, df = Winv + me.lam_b * B.T @ B, df + len(B)
     W = torch.linalg.inv(Winv)
-    Lam = wishart((W + W.T) / 2, df)
+    Lam = wishart((W + W.T) / 2, df, me.gen)
     Lc = torch.linalg.cholesky(Lam * (1 + N))
-    m = N * xb / (1 + N) + torch.linalg.solve_triangular(Lc.T, torch.randn(K, 1, dtype=torch.float64), upper=True)[:, 0]
+    m = N * xb / (1 + N) + torch.linalg.solve_triangular(Lc.T, torch.randn(K, 1, dtype=torch.float64, generator=me.gen), upper=True)[:, 0]
     me.Lam, me.m = Lam.float().to(dev), m.float().to(dev)
     if me.F is not None: _side_weights(me, sample=True)
 
+def _cg_step(x, r, d, Ad, diag, rz) -> tuple:
+    "`cg_step` (the kernels notebook) in PyTorch's operations, for a GPU: in place, `(r . z, r . r)` per column after the step."
+    dot = lambda a, c: torch.linalg.vecdot(a, c, dim=0)  # (K,): one per column
+    a = rz / dot(d, Ad).clamp_min(1e-30)
+    x.addcmul_(a, d); r.addcmul_(a, Ad, value=-1)
+    z = r / diag[:, None]
+    rz_new = dot(r, z)
+    d.mul_(rz_new / rz.clamp_min(1e-30)).add_(z)
+    return rz_new, dot(r, r)
+
 def _cg(matvec, b:torch.Tensor, x:torch.Tensor, diag:torch.Tensor, tol:float=1e-4, max_iter:int=200) -> tuple:
     "Jacobi-preconditioned conjugate gradients for `A x = b`, each column of `b` `(p, K)` its own system, from `x`: `(x, iterations)`."
-    # diag: (p, 1), A's diagonal (the preconditioner)
-    r = b - matvec(x)
-    z = r / diag
-    d, rz, stop = z, (r * z).sum(0), tol * b.norm(dim=0).clamp_min(1e-30)  # (p, K), (K,), (K,)
+    # diag: (p,), A's diagonal (the preconditioner). An iteration: two sparse products (`matvec`), then one step;
+    # on a CPU the step is one compiled pass (`cg_step`) where PyTorch would take a dozen small operations
+    x, r = x.clone(), b - matvec(x)
+    z = r / diag[:, None]
+    d, stop = z.clone(), (tol * b.norm(dim=0).clamp_min(1e-30)).double() ** 2  # (p, K), (K,): squared norms compared
+    rz, rr = (r * z).sum(0).double(), (r * r).sum(0).double()
+    cpu = x.device.type == 'cpu'
     for it in range(max_iter):
-        if bool((r.norm(dim=0) <= stop).all()): return x, it
+        if bool((rr <= stop).all()): return x, it
         Ad = matvec(d)
-        a = rz / (d * Ad).sum(0).clamp_min(1e-30)  # (K,): one step size per column
-        x, r = x + a * d, r - a * Ad
-        z = r / diag
-        rz, rz_old = (r * z).sum(0), rz
-        d = z + (rz / rz_old.clamp_min(1e-30)) * d
+        if cpu: rz, rr = (torch.from_numpy(v) for v in cg_step(x.numpy(), r.numpy(), d.numpy(), Ad.numpy(), diag.numpy(), rz.numpy()))
+        else: rz, rr = (v.double() for v in _cg_step(x, r, d, Ad, diag, rz.float()))
     return x, max_iter
 
-def _normal_rows(n:int, Lam:torch.Tensor) -> torch.Tensor:
-    "`(n, K)` rows drawn from `N(0, Lam^-1)`."
+def _normal_rows(n:int, Lam:torch.Tensor, gen:torch.Generator|None=None) -> torch.Tensor:
+    "`(n, K)` rows drawn from `N(0, Lam^-1)`, from `gen` (None: torch's)."
     L = torch.linalg.cholesky(Lam)
-    return torch.linalg.solve_triangular(L.T, torch.randn(len(Lam), n, device=Lam.device), upper=True).T
+    return torch.linalg.solve_triangular(L.T, torch.randn(len(Lam), n, device=Lam.device, generator=gen), upper=True).T
 
 def _lam_b(me:Side):
     "Draw the precision of `B`'s rows relative to `Lam` (Gamma, given `B`)."
     tr = float(((me.B @ me.Lam) * me.B).sum())
-    me.lam_b = float(_gamma(1 + me.B.numel() / 2, 1 + tr / 2))
+    me.lam_b = float(_gamma(1 + me.B.numel() / 2, 1 + tr / 2, me.gen))
 
 def _side_weights_eig(me:Side, sample:bool):
     "`B | th` on a small table, exactly, in the eigenbasis of `F^T F` where the rows' precisions are diagonal: no system to solve."
     G = me.FQ.T @ (me.th - me.m)  # (p, K)
     prec = (me.e + me.lam_b)[:, None]  # (p, 1)
-    me.B = G / prec + (_normal_rows(len(G), me.Lam) / prec.sqrt() if sample else 0)
+    me.B = G / prec + (_normal_rows(len(G), me.Lam, me.dev_gen) / prec.sqrt() if sample else 0)
     if sample: _lam_b(me)
     me.FB = me.FQ @ me.B
 
@@ -152,11 +167,11 @@ def _side_weights(me:Side, sample:bool, tol:float=1e-2):
     if me.FQ is not None: return _side_weights_eig(me, sample)
     rhs = me.th - me.m  # (n, K)
     if sample:  # perturb, then solve: A^-1 (F^T (y + e1) + sqrt(lam_b) e2) is an exact draw of N(A^-1 F^T y, A^-1 (x) Lam^-1)
-        rhs = rhs + _normal_rows(me.n, me.Lam)
+        rhs = rhs + _normal_rows(me.n, me.Lam, me.dev_gen)
     b = blocked_mm(me.Ft_cols, rhs)  # (p, K)
-    if sample: b = b + math.sqrt(me.lam_b) * _normal_rows(len(b), me.Lam)
+    if sample: b = b + math.sqrt(me.lam_b) * _normal_rows(len(b), me.Lam, me.dev_gen)
     matvec = lambda X: blocked_mm(me.Ft_cols, blocked_mm(me.F_cols, X)).add_(X, alpha=me.lam_b)  # A X, two passes over F's nonzeros
-    me.B, me.cg_iters = _cg(matvec, b, me.B, (me.F_sq + me.lam_b)[:, None], tol)  # warm start: the last draw
+    me.B, me.cg_iters = _cg(matvec, b, me.B, me.F_sq + me.lam_b, tol)  # warm start: the last draw
     if sample: _lam_b(me)
     me.FB = blocked_mm(me.F_cols, me.B)
 
@@ -198,9 +213,9 @@ def _vectors(me:Side, other:Side, ones:torch.Tensor, ys:torch.Tensor, pattern:tu
             S, t = S.mul_(wm[:, :, None]), wm * t
         else:
             A1, Ay = _rows(ones, a, b_), _rows(ys, a, b_)
-            S = torch.zeros(b_ - a, K, K, device=z.device)
+            S = torch.empty(b_ - a, K, K, device=z.device)
             S_up = wm * (A1 @ zz)  # each row's sum of z z^T over its ratings
-            S[:, r, c] = S_up; S[:, c, r] = S_up
+            S[:, r, c] = S_up; S[:, c, r] = S_up  # the upper triangle and the lower, each with the diagonal: every entry
             t = wm * (Ay @ wz - A1 @ wlz)  # (rows, K): sum of z times what is left to explain
         P = S.mul_(alpha).add_(me.Lam)  # (rows, K, K) posterior precisions, in place
         bb = alpha * t + (mL[a:b_] if mL.dim() == 2 else mL)  # (rows, K): P times the posterior mean
@@ -263,15 +278,19 @@ def _ratings(u, i, r, n_users:int, n_items:int, days, dev) -> _Ratings:
     return _Ratings(as_t(u), as_t(i), as_t(r, torch.float32), by_user, by_item, _spmat(by_user, ones), _spmat(by_item, ones),
                     None if days is None else as_t(days), rows32, counts)
 
-def _draw_side(me:Side, other:Side, counts, ys:torch.Tensor, pattern:tuple, alpha:float, mu:float, sample:bool, lam:float) -> tuple:
-    "One side's turn: its prior (or, for the mode, its side-information weights at weight decay `lam`), then its vectors: the seconds of each."
-    # ys: the ratings (less the day biases) in `pattern`, sparse (`_spmat`)
+def _draw_prior(me:Side, sample:bool, lam:float) -> float:
+    "A side's prior (or, for the mode, its side-information weights at weight decay `lam`): its seconds. It reads the side's own vectors only."
     start = time.perf_counter()
     if sample: _hyper(me)
     elif me.F is not None: me.lam_b = lam; _side_weights(me, sample=False)
-    mid = time.perf_counter()
+    return time.perf_counter() - start
+
+def _draw_vectors(me:Side, other:Side, counts, ys:torch.Tensor, pattern:tuple, alpha:float, mu:float, sample:bool) -> float:
+    "A side's vectors given its prior and the other side (`_vectors`): its seconds."
+    # ys: the ratings (less the day biases) in `pattern`, sparse (`_spmat`)
+    start = time.perf_counter()
     _vectors(me, other, counts, ys, pattern, alpha, mu, sample)
-    return mid - start, time.perf_counter() - mid
+    return time.perf_counter() - start
 
 def _explained(users:Side, items:Side, at:torch.Tensor) -> torch.Tensor:
     "(nnz,) what the vectors explain of each entry of `at` (users x items, sparse CSR), in its order: both biases and the dot product."
@@ -339,6 +358,9 @@ class Chain:
     explained: torch.Tensor|None = None  # (n,) what the vectors explain of each rating, filled in place on a CPU
     sq_err: torch.Tensor|None = None  # (n,) each rating's squared error
     ys: tuple = ()  # the ratings less the day biases, by user and by item (`_spmat`)
+    users_prior_ready: bool = False  # the users' prior of the next sweep already drawn (`sweep` draws it ahead)
+    sweeps: int = 0  # sweeps drawn
+    pairs: list = field(default_factory=lambda: [dict(timed={}, side=True) for _ in range(2)])  # `sweep`'s two pairs of draws (`_pair`)
 
 def _sample(c:Chain) -> tuple:
     "What is kept of a sweep: user vectors, item vectors with the global mean in their bias, and a new user's prior."
@@ -374,7 +396,9 @@ class _Scorer:
         return out
 
 # %% ../nbs/16_bayes.ipynb #2fd6ade5
-PARTS = ('users_prior_s', 'users_vectors_s', 'items_prior_s', 'items_vectors_s', 'mean_noise_s', 'scoring_s')  # a sweep's parts, traced
+SIDE_BY_SIDE = None  # on a CPU with several threads, how `sweep` draws its two pairs: None the quicker way as timed, True side by side, False in turn
+# a sweep's parts, traced (drawn side by side, two pairs overlap: `sweep`)
+PARTS = ('users_prior_s', 'users_vectors_s', 'items_prior_s', 'items_vectors_s', 'mean_noise_s', 'scoring_s')
 
 def _popular_first(rows:np.ndarray, n:int) -> np.ndarray:
     "`new[row]`: each of the `n` rows renumbered by how often it occurs in `rows`, the most frequent 0 (ties by row)."
@@ -421,15 +445,43 @@ def _mean_and_noise(c:Chain, y:torch.Tensor, cfg:GibbsConfig):
         c.explained, c.sq_err = explained, (d.value - c.mu - explained) ** 2
     if cfg.sample: c.alpha = _draw_noise(c.users, c.items, d, c.sq_err, c.alpha, cfg.hetero)
 
+def _pair(c:Chain, k:int, job, main) -> tuple:
+    "Pair `k` of a sweep: `job` and `main`, two draws that do not depend on each other, each returning its seconds; side by side (`beside`) or in turn, on a CPU with several threads whichever is quicker."
+    # Side by side each gets half the threads: quicker when both parts are about as long and made of small operations
+    # that more threads hardly speed up (MovieLens 1M), slower when one is much the longer or both scale well (10M).
+    # Sweep 0 draws side by side untimed (it starts the second thread), sweep 1 times each part in turn and sweep 2 side
+    # by side: each part's seconds on half the threads over its seconds on all of them. From then on each sweep's parts
+    # predict the other way's seconds, and the next sweep takes the quicker. The draws are the same either way.
+    if c.data.value.device.type != 'cpu' or n_threads() < 2 or SIDE_BY_SIDE is False: return beside(job, main, parallel=False)
+    if SIDE_BY_SIDE: return beside(job, main)
+    p = c.pairs[k]
+    side = c.sweeps != 1 if c.sweeps <= 2 else p['side']
+    a, b = beside(job, main, parallel=side)
+    if c.sweeps in (1, 2): p['timed'][side] = (a, b)
+    if len(p['timed']) == 2:  # both ways timed (not so when the count of threads changed during sweeps 1 and 2: side by side stays)
+        (a1, b1), (a2, b2) = p['timed'][False], p['timed'][True]
+        ra, rb = a2 / a1, b2 / b1  # each part on half the threads, over all of them
+        in_turn, side_by_side = (a / ra + b / rb, max(a, b)) if side else (a + b, max(a * ra, b * rb))
+        p['side'] = side_by_side < in_turn
+    return a, b
+
 def sweep(c:Chain, cfg:GibbsConfig) -> tuple[dict, dict]:
-    "One Gibbs sweep, in place: each side's prior and vectors, then the mean, the day biases and the noise. `(draws, seconds of each part)`."
-    y = c.data.value - c.day_bias[c.data.day] if c.day_bias is not None else c.data.value  # the ratings less the day biases
-    if not c.ys or c.day_bias is not None: c.ys = _spmat(c.data.by_user, y), _spmat(c.data.by_item, y)  # without days: built once
-    parts = (_draw_side(c.users, c.items, c.data.count_by_user, c.ys[0], c.data.by_user, c.alpha, c.mu, cfg.sample, cfg.lam) +
-             _draw_side(c.items, c.users, c.data.count_by_item, c.ys[1], c.data.by_item, c.alpha, c.mu, cfg.sample, cfg.lam))
+    "One Gibbs sweep, in place: the users' vectors and the items' prior, the items' vectors and the users' next prior, then the mean, the day biases and the noise. `(draws, seconds of each part)`."
+    d = c.data
+    y = d.value - c.day_bias[d.day] if c.day_bias is not None else d.value  # the ratings less the day biases
+    if not c.ys or c.day_bias is not None: c.ys = _spmat(d.by_user, y), _spmat(d.by_item, y)  # without days: built once
+    if not c.users_prior_ready: _draw_prior(c.users, cfg.sample, cfg.lam)  # the first sweep's; then each sweep draws the next one's
+    # A side's prior reads that side's vectors alone: the items' prior does not depend on the users' vectors, nor the
+    # users' next prior on the items' vectors (nor on the noise's draw), and each prior draws from its side's own stream
+    items_prior, users_vectors = _pair(c, 0, partial(_draw_prior, c.items, cfg.sample, cfg.lam),
+                                       partial(_draw_vectors, c.users, c.items, d.count_by_user, c.ys[0], d.by_user, c.alpha, c.mu, cfg.sample))
+    users_prior, items_vectors = _pair(c, 1, partial(_draw_prior, c.users, cfg.sample, cfg.lam),  # the next sweep's
+                                       partial(_draw_vectors, c.items, c.users, d.count_by_item, c.ys[1], d.by_item, c.alpha, c.mu, cfg.sample))
+    c.users_prior_ready, c.sweeps = True, c.sweeps + 1
     start = time.perf_counter()
     _mean_and_noise(c, y, cfg)
-    return dict(alpha=c.alpha, train_mse=float(c.sq_err.mean())), dict(zip(PARTS[:5], (*parts, time.perf_counter() - start)))
+    parts = (users_prior, users_vectors, items_prior, items_vectors, time.perf_counter() - start)
+    return dict(alpha=c.alpha, train_mse=float(c.sq_err.mean())), dict(zip(PARTS[:5], parts))
 
 def _posterior(c:Chain, kept:list, scorer, rows:list, seconds:float) -> Posterior:
     "The kept samples in the caller's rows, the averaged predictions and the trace."

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, os, weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from .core import malloc_trim
+from .core import malloc_trim, threads
 import numpy as np, torch
 import scipy.sparse as sps
 from fastai.callback.core import Callback
@@ -18,14 +18,14 @@ from llvmlite import ir
 
 # %% auto #0
 __all__ = ['prefetch', 'prefetch_z', 'SGD_ROWS', 'SIDE_BLOCK_BYTES', 'CE_BLOCK', 'prefetcher', 'sgd_epoch', 'sgd_predict', 'deal',
-           'sgd_grid', 'n_threads', 'in_threads', 'spans', 'sgd_strata_epoch', 'lazy_adam_rows', 'LazyAdam', 'TrimHeap',
-           'side_sums', 'row_spans', 'gaussian_rows', 'explain_ratings', 'squared_errors', 'sums_by_row',
-           'weighted_total', 'index_type', 'torch_csr', 'col_blocks', 'blocked_mm', 'Scratch', 'softmax_ce', 'hits',
-           'sampled_logits', 'KeptGradAdamW']
+           'sgd_grid', 'n_threads', 'in_threads', 'beside', 'spans', 'sgd_strata_epoch', 'lazy_adam_rows', 'LazyAdam',
+           'TrimHeap', 'side_sums', 'row_spans', 'gaussian_rows', 'explain_ratings', 'squared_errors', 'sums_by_row',
+           'weighted_total', 'cg_step', 'index_type', 'torch_csr', 'col_blocks', 'blocked_mm', 'Scratch', 'softmax_ce',
+           'hits', 'sampled_logits', 'KeptGradAdamW']
 
 # %% ../nbs/27_kernels.ipynb #11d68e8b
-def prefetcher(n_bytes:int=256):
-    "A Numba intrinsic `fetch(arr, row)`: ask the CPU to bring the first `n_bytes` of row `row` of the C-contiguous 2-d `arr` into its caches, to be written."
+def prefetcher(n_bytes:int=256, write:bool=True):
+    "A Numba intrinsic `fetch(arr, row)`: ask the CPU to bring the first `n_bytes` of row `row` of the C-contiguous 2-d `arr` into its caches, to be written (or only read)."
     @intrinsic
     def fetch(typingctx, arr, row):
         def codegen(context, builder, sig, args):
@@ -36,13 +36,13 @@ def prefetcher(n_bytes:int=256):
             i32 = ir.IntType(32)
             fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [base.type, i32, i32, i32]), 'llvm.prefetch.p0')
             for off in range(0, n_bytes, 64):  # a cache line at a time
-                builder.call(fn, [builder.gep(base, [ir.Constant(ir.IntType(64), off)]), i32(1), i32(3), i32(1)])  # write, keep, data
+                builder.call(fn, [builder.gep(base, [ir.Constant(ir.IntType(64), off)]), i32(int(write)), i32(3), i32(1)])  # write or read, keep, data
             return context.get_dummy_value()
         return nb_types.void(arr, row), codegen
     return fetch
 
 prefetch = prefetcher(256)  # four cache lines: a row of 64 float32 factors
-prefetch_z = prefetcher(128)  # a row of the sampler's `z`: 17 float32, over two or three cache lines
+prefetch_z = prefetcher(128, write=False)  # a row of the sampler's `z`: 17 float32, over two or three cache lines, only read
 
 # %% ../nbs/27_kernels.ipynb #cc4fac60
 @njit(fastmath=True, cache=True, nogil=True)
@@ -140,6 +140,25 @@ def in_threads(jobs:list) -> list:
     finally:
         if cores: os.sched_setaffinity(0, mine)
     return [first] + [f.result() for f in futures]
+
+_BESIDE = {}  # process -> a pool of one thread, for `beside`
+
+def beside(job, main, parallel:bool=True) -> tuple:
+    "`(job(), main())`: on several threads `job` on a thread of its own while this one runs `main`, torch's threads split between them; one after the other on one thread or without `parallel`."
+    n = n_threads()
+    if n < 2 or not parallel: return job(), main()
+    k = n // 2
+    def run():
+        torch.set_num_threads(k)  # this thread's count (OpenMP's and MKL's are per thread); it runs nothing else
+        return job()
+    pool = _BESIDE.get(os.getpid()) or _BESIDE.setdefault(os.getpid(), ThreadPoolExecutor(1, thread_name_prefix='ajtfb-beside'))
+    future = pool.submit(run)
+    torch.set_num_threads(n - k)
+    try: mine = main()
+    finally:
+        theirs = future.result()
+        torch.set_num_threads(n)  # after both: the last count set is the caller's
+    return theirs, mine
 
 def spans(n:int, parts:int|None=None) -> list[tuple[int, int]]:
     "`n` items cut into `parts` (`n_threads()`) runs of about equal length: `[(start, end)]`."
@@ -318,6 +337,27 @@ def weighted_total(u, i, wu, wi, sq) -> float:
     s = 0.
     for j in range(len(u)): s += wu[u[j]] * wi[i[j]] * sq[j]
     return s
+
+@njit(fastmath=True, cache=True, nogil=True)
+def cg_step(x, r, d, Ad, diag, rz):
+    "One Jacobi-preconditioned conjugate-gradient step of every column of `x` (p, K) at once, in place, given `Ad = A d`: `(r . z, r . r)` per column after it, z = r / diag."
+    p, K = x.shape
+    dAd, rz_new, rr = np.zeros(K), np.zeros(K), np.zeros(K)  # float64 sums of p terms
+    for i in range(p):
+        for k in range(K): dAd[k] += d[i, k] * Ad[i, k]
+    a = (rz / np.maximum(dAd, 1e-30)).astype(np.float32)  # (K,): one step size per column
+    for i in range(p):
+        inv = np.float32(1.) / diag[i]
+        for k in range(K):
+            x[i, k] += a[k] * d[i, k]
+            v = r[i, k] - a[k] * Ad[i, k]
+            r[i, k] = v
+            rz_new[k] += v * v * inv; rr[k] += v * v
+    beta = (rz_new / np.maximum(rz, 1e-30)).astype(np.float32)
+    for i in range(p):
+        inv = np.float32(1.) / diag[i]
+        for k in range(K): d[i, k] = r[i, k] * inv + beta[k] * d[i, k]  # the next direction: z + beta d
+    return rz_new, rr
 
 # %% ../nbs/27_kernels.ipynb #afb73b5d
 def index_type(*sizes) -> torch.dtype:

@@ -129,7 +129,15 @@ def test_rows_to_score_are_averaged_from_burn_and_traced():
     post = gibbs(u, i, r, 61, 41, n_factors=3, n_iter=20, burn=5, keep=3, score=rows, progress=False, device='cpu')
     assert post.pred.shape == (100,) and list(post.trace.columns) == ['alpha', 'train_mse', 'score_mse', 'score_mse_avg', 'seconds', *PARTS]
     parts = post.trace[list(PARTS)]
-    assert (parts >= 0).all().all() and (parts.sum(axis=1) <= post.trace.seconds * 1.001).all()  # the parts of a sweep, timed within it
+    pairs = (parts[['users_vectors_s', 'items_prior_s']].max(axis=1) + parts[['items_vectors_s', 'users_prior_s']].max(axis=1)
+             + parts.mean_noise_s + parts.scoring_s)  # on several threads each pair is drawn side by side (`sweep`)
+    assert (parts >= 0).all().all() and (pairs <= post.trace.seconds * 1.001).all()  # the parts of a sweep, timed within it
+    from ajtfb_collab.core import threads
+    with threads(1):
+        post1 = gibbs(u, i, r, 61, 41, n_factors=3, n_iter=20, burn=5, keep=3, score=rows, progress=False, device='cpu')
+    parts1 = post1.trace[list(PARTS)]
+    assert (parts1.sum(axis=1) <= post1.trace.seconds * 1.001).all()  # on one thread, one after the other
+    assert np.allclose(post1.pred, post.pred, atol=1e-3)  # and the same chain: each prior from its side's own stream
     mse = post.trace.score_mse_avg.iloc[-1]
     assert mse == pytest.approx(float(np.mean((post.pred - r[:100]) ** 2)), rel=1e-5)  # the last average is the prediction
     assert mse < post.trace.score_mse.iloc[5:].mean()  # averaging the draws beats a single draw
@@ -248,3 +256,35 @@ def test_vector_draws_have_the_exact_posterior_moments(n_threads):
         se = cov.diagonal().sqrt() / np.sqrt(len(d))
         assert ((d.mean(0) - mean).abs() < 4 * se).all(), (row, d.mean(0), mean)
         assert torch.allclose(torch.cov(d.T), cov, atol=0.1 * cov.diagonal().max().item()), (row, torch.cov(d.T), cov)
+
+
+def test_cg_step_in_torch_matches_the_compiled_pass():
+    "The conjugate-gradient step a GPU takes (PyTorch's operations) moves x, r and d as the compiled pass does."
+    from ajtfb_collab.bayes import _cg_step
+    from ajtfb_collab.kernels import cg_step
+    torch.manual_seed(0)
+    A = torch.randn(30, 40); A = A @ A.T / 40 + torch.eye(30)
+    x, r, d, diag = torch.randn(30, 4), torch.randn(30, 4), torch.randn(30, 4), torch.diagonal(A).clone()
+    Ad, rz = A @ d, (r * r / diag[:, None]).sum(0).double()
+    x0, x2, r2, d2 = x.clone(), x.clone(), r.clone(), d.clone()
+    want = cg_step(x.numpy(), r.numpy(), d.numpy(), Ad.numpy(), diag.numpy(), rz.numpy())
+    got = _cg_step(x2, r2, d2, Ad, diag, rz.float())
+    for a, b in zip((x, r, d), (x2, r2, d2)): assert torch.allclose(a, b, atol=1e-5)
+    for a, b in zip(want, got): assert torch.allclose(torch.from_numpy(a).float(), b, rtol=1e-4)
+    assert (x - x0).abs().max() > 1e-2  # the step moved x: the comparison above can fail
+
+
+def test_pairs_side_by_side_or_in_turn_draw_the_same_chain(monkeypatch):
+    "Each prior draws from its side's own stream: on two threads the chain is the same whichever way `sweep` draws its pairs."
+    from ajtfb_collab import bayes
+    from ajtfb_collab.core import threads
+    import scipy.sparse as sps
+    u, i, r, _ = low_rank_data(n_users=80, n_items=50, n_ratings=2000, seed=5)
+    F = sps.random(81, 30, density=0.2, format='csr', dtype=np.float32, random_state=2)
+    posts = {}
+    for way in (False, True, None):  # in turn, side by side, the quicker as timed
+        monkeypatch.setattr(bayes, 'SIDE_BY_SIDE', way)
+        with threads(2): posts[way] = gibbs(u, i, r, 81, 51, n_factors=3, n_iter=12, burn=4, keep=2, user_feats=F, progress=False, device='cpu')
+    for way in (True, None):
+        assert torch.allclose(posts[way].users, posts[False].users, atol=1e-3) and torch.allclose(posts[way].items, posts[False].items, atol=1e-3)
+    assert (posts[False].users[-1] - posts[False].users[0]).abs().max() > 0.01  # kept samples differ: the comparison can fail
