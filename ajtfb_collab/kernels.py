@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, os, weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from .core import malloc_trim, threads
+from .core import malloc_trim
 import numpy as np, torch
 import scipy.sparse as sps
 from fastai.callback.core import Callback
