@@ -10,11 +10,11 @@ import contextlib, io, json, queue, subprocess, sys, threading, time, warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from .core import BadValueError, CollabError, UnknownNameError, vocab, columns, as_vocab_type
+from .core import BadValueError, CollabError, UnknownNameError, need_columns, vocab, columns, as_vocab_type
 from .datasets import scale_text, read_ratings_csv
 from .kinds import model_kind
 from .interpret import member_cosine, pca
-from .inference import load_model, recommend, item_of, item_counts, rare_threshold
+from .inference import load_model, recommend, item_of, min_ratings_for
 from .coldstart import check_answers, recommend_new_users, MAX_ANSWERS
 import numpy as np, pandas as pd, torch
 import gradio as gr
@@ -51,8 +51,7 @@ def catalogue(model, items:pd.DataFrame|None=None, # a table of item names (`mov
     "The model's items with their names (from `items`, the model's own names, or the items themselves) and their counts."
     (_, i_col), its = list(vocab(model))[:2], list(list(vocab(model).values())[1])[1:]
     if items is not None:
-        missing = [c for c in (items_id_col or i_col, items_name_col) if c not in items.columns]
-        if missing: raise BadValueError(f"items: no column {', '.join(map(repr, missing))} (columns: {', '.join(map(str, items.columns))})")
+        need_columns(items, (items_id_col or i_col, items_name_col), 'items')
         ids = as_vocab_type(items[items_id_col or i_col], [None, *its])
         by_id = dict(zip(ids, items[items_name_col].astype(str)))
         names = [by_id.get(it, str(it)) for it in its]
@@ -240,8 +239,7 @@ class Page:
                  map_size:int=500, batch:bool=True,
                  min_ratings:int|None=None): # recommendations leave out items with fewer training ratings; `None`: `rare_threshold` of the model's counts
         self.model, self.ratings, self.map_size = model, ratings, map_size
-        counts = item_counts(model)
-        self.min_ratings = (0 if counts is None else rare_threshold(counts[1:])) if min_ratings is None else int(min_ratings)
+        self.min_ratings = min_ratings_for(model, min_ratings)
         self.clicks = is_clicks(model)
         self.cat = catalogue(model, items, ratings, items_id_col, items_name_col)
         self.points = item_map(model, self.cat)

@@ -24,8 +24,8 @@ from .distrib import launch, sharded_ctx, workers_error
 # %% auto #0
 __all__ = ['PEERS', 'STEP_COLS', 'bench_fit', 'run_bench', 'bench_line', 'peer_bench', 'peer_line', 'pareto', 'scale_run',
            'scale_bench', 'ladder_names', 'ladder_data', 'measure_recipe', 'ladder_point', 'ladder_line',
-           'check_ladder', 'ladder_bench', 'plot_ladder', 'ladder_ratios', 'ladder_scaling', 'scaling_lines',
-           'plot_scaling', 'ddp_bench', 'ddp_line']
+           'check_ladder', 'ladder_bench', 'median_runs', 'plot_ladder', 'ladder_ratios', 'ladder_scaling',
+           'scaling_lines', 'plot_scaling', 'ddp_bench', 'ddp_line']
 
 # %% ../nbs/23_bench.ipynb #34c2cb25
 def bench_fit(recipe:TrainRecipe, # `STOCK`, `BOOK`, `FAST` or any other
@@ -183,32 +183,46 @@ def ladder_line(row:dict) -> str:
     keys = ('size', 'recipe', 'unit', 'threads', 'seconds', 'ns_per_rating', 'peak_rss_mb', 'valid_mse', 'noise_floor_mse', 'prep_s', 'note')
     return kv_line({k: row[k] for k in keys if k in row}, '.4g')
 
-def check_ladder(sizes, names):
-    "A `BadValueError` naming any size, recipe or peer the ladder does not have."
+def check_ladder(sizes, names, repeats:int=1):
+    "A `BadValueError` naming any size, recipe or peer the ladder does not have (or a count of runs below one)."
     bad = [s for s in sizes if s not in LADDER] + [r for r in names if r not in ladder_names()]
     if bad: raise BadValueError(f"unknown ladder size or recipe {', '.join(map(repr, bad))}: sizes {', '.join(LADDER)}, recipes {', '.join(ladder_names())}")
+    if repeats < 1: raise BadValueError(f"repeats must be at least 1, not {repeats}")
 
 def ladder_bench(sizes=('1m',), names=None, # ladder sizes; recipes and peers (None: every one, `ladder_names()`)
                  folder=None, units:int|None=None,
                  n_threads:int|tuple=1, # threads of every point; several: each point at each count in turn, on the same data
+                 repeats:int=1, # runs of every point, in turns (all points once, then again...); the median run kept (`median_runs`)
                  progress:bool=True) -> pd.DataFrame:
     "Each recipe and peer at each size of the ladder (and each thread count), each point in its own process: one row per point."
     names, counts = list(names or ladder_names()), (n_threads,) if isinstance(n_threads, int) else tuple(n_threads)
-    check_ladder(sizes, names)
+    check_ladder(sizes, names, repeats)
     folder = Path(folder or tempfile.mkdtemp(prefix='ladder-'))
     rows = []
     for size in sizes:
         start = time.perf_counter(); fn = ladder_data(size, folder)
         if progress: print(f"size={size} ratings={LADDER[size][0]:,} data_s={time.perf_counter() - start:.1f}", flush=True)
-        for name in names:
-            for n in counts:  # one after the other: what the machine's load does to one count, it does to the next
-                env = dict(os.environ, OMP_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))  # torch's threads, and so ours and every peer's
-                try: rows.append(in_process(f"ladder_point({str(fn)!r}, {name!r}, {units!r})", 'bench', env))
-                except RuntimeError as e:  # a peer not installed, memory...: a row that says so, and the bench goes on
-                    last = (str(e).strip().splitlines() or ['no output'])[-1]
-                    rows.append(dict(size=size, recipe=name, unit=registry.unit(name), threads=n, note=f'failed: {last[:200]}'))
-                if progress: print(ladder_line(rows[-1]), flush=True)
-    return pd.DataFrame(rows)
+        for run in range(repeats):  # in turns: a busy spell of the machine falls on one run of several points, not on every run of one
+            for name in names:
+                for n in counts:  # one after the other: what the machine's load does to one count, it does to the next
+                    env = dict(os.environ, OMP_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))  # torch's threads, and so ours and every peer's
+                    try: rows.append(in_process(f"ladder_point({str(fn)!r}, {name!r}, {units!r})", 'bench', env))
+                    except RuntimeError as e:  # a peer not installed, memory...: a row that says so, and the bench goes on
+                        last = (str(e).strip().splitlines() or ['no output'])[-1]
+                        rows.append(dict(size=size, recipe=name, unit=registry.unit(name), threads=n, note=f'failed: {last[:200]}'))
+                    rows[-1]['run'] = run
+                    if progress: print(ladder_line(rows[-1]), flush=True)
+    table = pd.DataFrame(rows)
+    return median_runs(table) if repeats > 1 else table.drop(columns='run')
+
+def median_runs(table:pd.DataFrame) -> pd.DataFrame:
+    "One row per point (size, recipe, threads): of its runs, the one with the median seconds (the lower middle one of an even count), with `runs` and `spread` (slowest over quickest)."
+    rows = []
+    for _, g in table.groupby(['size', 'recipe', 'threads'], sort=False):
+        ok = g.dropna(subset=['seconds']).sort_values('seconds', kind='stable') if 'seconds' in g else g.iloc[:0]
+        if len(ok) == 0: rows.append(g.iloc[-1].to_dict()); continue  # every run failed: the last one's note
+        rows.append(dict(ok.iloc[(len(ok) - 1) // 2].to_dict(), runs=len(ok), spread=ok.seconds.iloc[-1] / ok.seconds.iloc[0]))
+    return pd.DataFrame(rows).drop(columns='run')
 
 def plot_ladder(table:pd.DataFrame, ax=None):
     "Seconds per epoch (sweep, iteration) against ratings, log-log, a line per recipe and peer."

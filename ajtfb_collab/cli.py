@@ -293,8 +293,8 @@ POSITIVE_HELP = "instead: the ratings at or above this are interactions, each on
 ALPHA_HELP = "interactions: confidence per log-weight, 1 + alpha log(1 + w) (default: the clicks notebook's ALPHA)"
 
 def _wants_clicks(df, weight_col, positive, rating_col, recipe) -> bool:
-    "Whether the command reads interactions: a weight column or a positive rating given, or no rating column for a recipe that takes them."
-    return weight_col is not None or positive is not None or (rating_col not in df.columns and recipe in registry.names('recipe', clicks=True))
+    "Whether the command reads interactions: a weight column or a positive rating given, or a table `df` (`None`: MovieLens) without a rating column for a recipe that takes them."
+    return weight_col is not None or positive is not None or (df is not None and rating_col not in df.columns and recipe in registry.names('recipe', clicks=True))
 
 def _checked_interactions(df, user_col, item_col, weight_col, positive, rating_col, source:str):
     "`df` as `Interactions` (saying what it read); an error names the file."
@@ -357,7 +357,7 @@ def train(out:Param("folder to save the model in (as model.pth)", str, required=
     with rank0_prints() if ddp else contextlib.nullcontext():
         ml = _release(dataset, path) if dataset is not None else None
         raw = ml.ratings if ml is not None else _read(ratings, sep=sep) if ratings is not None else None
-        clicks = weight_col is not None or positive is not None or (raw is not None and _wants_clicks(raw, None, None, rating_col, recipe))
+        clicks = _wants_clicks(raw, weight_col, positive, rating_col, recipe)
         if not clicks and alpha is not None: raise BadValueError("--alpha applies to interactions (--weight-col, --positive)")
         if not clicks and raw is not None and rating_col not in raw.columns: _clicks_recipe(recipe, f"{ratings or dataset}: no column {rating_col!r} (columns: {', '.join(map(str, raw.columns))}): ")  # say which recipes take it
         if clicks:  # interactions: a recipe that takes them, in one process
@@ -395,22 +395,15 @@ def _load_dir(model_dir:str):
     if not (d/MODEL_FILE).exists(): raise MissingFileError(f"{d} has no {MODEL_FILE}: make one with `ajtfb-collab train --out {d}`")
     return load_model(d/MODEL_FILE)
 
-def _need_columns(df:pd.DataFrame, cols, path) -> pd.DataFrame:
-    from ajtfb_collab.core import BadValueError
-    missing = [c for c in cols if c not in df.columns]
-    if missing: raise BadValueError(f"{path}: no column {', '.join(map(repr, missing))} (columns: {', '.join(map(str, df.columns))})")
-    return df
-
 def item_names(model, path:str, # a CSV of items: an id column and a name column
                id_col:str|None=None, # its id column; `None`: the model's item column
                name_col:str='title', sep:str|None=None) -> pd.Series:
     "Names of the model's items, indexed by item, from an items file (e.g. MovieLens' `movies.csv`)."
     import pandas as pd
-    from ajtfb_collab.core import vocab, as_vocab_type
-    from ajtfb_collab.datasets import read_ratings_csv
+    from ajtfb_collab.core import need_columns, vocab, as_vocab_type
     item_name, items = list(vocab(model).items())[1]
     id_col = id_col or item_name
-    df = _need_columns(_read(path, 'items', sep), (id_col, name_col), path)
+    df = need_columns(_read(path, 'items', sep), (id_col, name_col), path)
     return pd.Series(df[name_col].values, index=as_vocab_type(df[id_col], items), name=name_col)
 
 def _names(model, items:str|None, id_col:str|None, name_col:str, dataset:str|None=None, path=None, sep=None) -> pd.Series|None:
@@ -439,12 +432,6 @@ def _answers(model, path:str, sep=None) -> pd.DataFrame:
 MIN_RATINGS_HELP = ("leave out items with fewer training ratings (or interactions) than this; default: taken from the data, "
                     "the rarest items that together hold 2%% of them (RARE_SHARE); 0: keep every item")
 
-def _min_ratings(model, given:int|None) -> int:
-    "The threshold of `--min-ratings`: given, or the model's data's (`rare_threshold`); 0 for a model that kept no counts."
-    from ajtfb_collab.inference import item_counts, rare_threshold
-    counts = item_counts(model)
-    return given if given is not None else 0 if counts is None else rare_threshold(counts[1:])
-
 def _say_left_out(least:int):
     "One line on stderr, after the table: which items the threshold left out, and how to keep them."
     if least: print(f"left out: items with fewer than {least} training ratings or interactions (--min-ratings 0 keeps them)", file=sys.stderr)
@@ -466,9 +453,8 @@ def recommend_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab 
                  ):
     "Print the top-n items for a user (or for a new user from their ratings), best first; a ranking model's column is `score`."
     import pandas as pd
-    from ajtfb_collab.core import BadValueError, columns, vocab
-    from ajtfb_collab.datasets import read_ratings_csv
-    from ajtfb_collab.inference import recommend
+    from ajtfb_collab.core import BadValueError, columns, need_columns, vocab
+    from ajtfb_collab.inference import min_ratings_for, recommend
     from ajtfb_collab.coldstart import recommend_new_user
     from ajtfb_collab.kinds import model_kind
     if (user is None) == (answers is None): raise BadValueError("give either --user (one of the model's users) or --answers (a CSV of a new user's ratings)")
@@ -477,11 +463,11 @@ def recommend_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab 
     ml = _release(dataset, path) if dataset is not None else None
     names = _names(model, items, items_id_col, items_name_col, sep=sep) if ml is None else \
         pd.Series(_release_names(model, ml)[1:], index=list(list(vocab(model).values())[1])[1:], name='title')
-    least = _min_ratings(model, min_ratings)
+    least = min_ratings_for(model, min_ratings)
     if answers is not None: recs = recommend_new_user(model, _answers(model, answers, sep), n=n, min_ratings=least)
     else:
         user_name, item_name, _ = columns(model)
-        seen = ml.ratings if ml is not None else None if ratings is None else _need_columns(_read(ratings, sep=sep), (user_name, item_name), ratings)
+        seen = ml.ratings if ml is not None else None if ratings is None else need_columns(_read(ratings, sep=sep), (user_name, item_name), ratings)
         recs = recommend(model, user, n=n, seen=seen, min_ratings=least)
     if model_kind(model.model).ranks: recs = recs.rename(columns={'prediction': 'score'})  # a logit, not a rating
     print(_named(recs, names).to_string(index=False, float_format='%.3f'))
@@ -530,13 +516,14 @@ def serve_cmd(model_dir:str, # folder holding model.pth, from `ajtfb-collab trai
     from ajtfb_collab.core import BadValueError
     if port > 65535: raise BadValueError(f"--port must be a port number, 1 to 65535, not {port}")
     from ajtfb_collab.app import make_app, serve, stop
+    from ajtfb_collab.inference import min_ratings_for
     if dataset is not None and (items is not None or ratings is not None): raise BadValueError("give --items and --ratings (CSVs) or --dataset (a MovieLens release), not both")
     if dataset is not None:
         ml = _release(dataset, path)
         items, ratings, items_id_col, items_name_col = ml.movies, ml.ratings, 'movie', 'title'
     else: items, ratings = (None if f is None else _read(f, what, sep) for f, what in ((items, 'items'), (ratings, 'ratings')))
     model = _load_dir(model_dir)
-    demo = make_app(model, items, ratings, items_id_col, items_name_col, min_ratings=_min_ratings(model, min_ratings))
+    demo = make_app(model, items, ratings, items_id_col, items_name_col, min_ratings=min_ratings_for(model, min_ratings))
     url = serve(demo, host, port)
     with contextlib.suppress(ValueError):  # Ctrl-C stops the page even if this process was started with SIGINT ignored (a child inherits that)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -616,16 +603,17 @@ def bench_bayes(runs:int=3, # fits of each, alternating
 def bench_ladder(sizes:str='1m', # ladder sizes, comma-separated: 100k, 1m, 10m, 32m (the largest: minutes a recipe, up to 12 GB)
                  recipes:Param("recipes and peers, comma-separated (default: all of them): " + ','.join(registry.names(None, ladder=True)), str)=None,
                  threads:str=None, # threads of every point, ours and the peers alike (myFM has no setting: one); several, comma-separated: each point at each, and the speed-ups (default: 1, whatever the cores)
+                 repeats:int=1, # runs of every point, in turns: the table keeps each point's median run (and the spread, slowest over quickest)
                  csv:str=None # also write the table to this CSV file
                 ):
     "The MovieLens ladder: every recipe and peer at each size, each point in its own process on the same data and threads; a line per point."
     from ajtfb_collab.bench import ladder_bench, check_ladder, ladder_ratios, ladder_scaling, scaling_lines
     recipes = recipes or ','.join(registry.names(None, ladder=True))
     sizes, recipes = tuple(s.strip() for s in sizes.split(',')), tuple(r.strip() for r in recipes.split(','))
-    check_ladder(sizes, recipes)  # before anything is printed: a mistake is one line
+    check_ladder(sizes, recipes, repeats)  # before anything is printed: a mistake is one line
     threads = threads or (1,)  # each point on one thread unless told: the ladder compares per-thread costs
     print(_device_line(), flush=True)
-    table = ladder_bench(sizes, recipes, n_threads=threads)
+    table = ladder_bench(sizes, recipes, n_threads=threads, repeats=repeats)
     print(table.drop(columns=['note'], errors='ignore').to_string(index=False, float_format='%.4g'))
     for line in ladder_ratios(table): print(line)  # what the ladder is read for: sweeps against myFM's, growth, memory
     if len(threads) > 1:
@@ -754,7 +742,7 @@ def rank_eval(k:int=10, # the length of each list
         if given: raise BadValueError(f"{_flag(given[0])} applies to --ratings: MovieLens is ranked by movie id, as Recommenders' protocol does")
         user_col, item_col, rating_col = 'user', 'movie', 'rating'
     raw = ml.ratings if ml is not None else _read(ratings, sep=sep) if ratings is not None else None
-    if weight_col is not None or positive is not None or (raw is not None and _wants_clicks(raw, None, None, rating_col, 'rank')):
+    if _wants_clicks(raw, weight_col, positive, rating_col, 'rank'):
         return _rank_eval_clicks(raw, user_col, item_col, rating_col, weight_col, positive, alpha, k, no_peers, ratings or dataset, path)
     if alpha is not None: raise BadValueError("--alpha applies to interactions (--weight-col, --positive)")
     df = _checked_ratings(ratings, user_col, item_col, rating_col, path, ml, df=raw)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np, pandas as pd, torch
 import scipy.sparse as sps
-from .core import BadValueError, TrainRecipe, check_split, kv_line, plain, random_split, seed_all, to_codes
+from .core import BadValueError, TrainRecipe, check_split, kv_line, need_columns, plain, random_split, seed_all, to_codes
 from .inference import rare_threshold
+from . import registry
 from .fast import FAST
 from .rank import RANK, SoftmaxDot, rank_line
 from .topn import (ease, evaluate_ranking, interactions, most_popular, rank_with, ranking_row, relevant_items,
@@ -34,10 +35,6 @@ class Interactions:
         return (f"Interactions: {len(self):,} pairs of {self.table[self.user_name].nunique():,} {self.user_name}s x "
                 f"{self.table[self.item_name].nunique():,} {self.item_name}s, weights {weights}")
 
-def _no_columns(df:pd.DataFrame, cols) -> BadValueError|None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing: return BadValueError(f"no column {', '.join(map(repr, missing))} (columns: {', '.join(map(str, df.columns))})")
-
 def to_interactions(df:pd.DataFrame, user_name:str='user', item_name:str='item',
                     weight_name:str|None=None, # a column of counts or durations; `None`: each row is one interaction
                     positive:float|None=None, # instead: the rows whose `rating_name` is at least this, each one interaction
@@ -45,7 +42,7 @@ def to_interactions(df:pd.DataFrame, user_name:str='user', item_name:str='item',
     "`df` as `Interactions`: repeated pairs added up, zero weights dropped; one error naming what is wrong (a missing column, a bad weight, nothing left)."
     if weight_name is not None and positive is not None: raise BadValueError("give a weight column or a positive rating, not both")
     need = [user_name, item_name] + ([weight_name] if weight_name else []) + ([rating_name] if positive is not None else [])
-    if (e := _no_columns(df, need)) is not None: raise e
+    need_columns(df, need)
     if len(df) == 0: raise BadValueError("the table of interactions is empty")
     for c in (user_name, item_name):
         if df[c].isna().any(): raise BadValueError(f"column {c!r} has {int(df[c].isna().sum())} missing value(s)")
@@ -131,7 +128,7 @@ def user_history(table:pd.DataFrame, user_name:str, item_name:str, classes:dict)
 def train_clicks(inter:Interactions, recipe:TrainRecipe=RANK, alpha:float=ALPHA, members:int=MEMBERS,
                  valid_pct:float=0.2, seed:int=42, progress:bool=False):
     "Train `recipe` on `inter` (weights as confidence, `members` seeds merged into one model): the `Learner`, its model the merged one."
-    if not recipe.clicks: raise BadValueError(f"recipe {recipe.name} trains on ratings; on interactions: rank")
+    if not recipe.clicks: raise BadValueError(f"recipe {recipe.name} trains on ratings; on interactions: {' or '.join(registry.names('recipe', clicks=True))}")
     if valid_pct: check_split(len(inter), valid_pct)
     t, (u, i, w) = inter.table, (inter.user_name, inter.item_name, inter.weight_name)
     trn_idx, val_idx = random_split(len(t), valid_pct, seed)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_coldstart.ipynb #033714f3
 from __future__ import annotations
-from .core import BadValueError, UnknownNameError, vocab, columns, to_codes, as_vocab_type, seed_all, rmse, plain
+from .core import BadValueError, UnknownNameError, need_columns, vocab, columns, to_codes, as_vocab_type, seed_all, rmse, plain
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastai.tabular.all import (TabularPandas, Categorify, Normalize, RegressionBlock, TabDataLoader, RandomSplitter,
@@ -157,8 +157,7 @@ def check_answers(learn, answers:pd.DataFrame, # a new user's ratings: item and 
     item_name, rating_name = item_name or i_col, rating_name or r_col
     if rating_name not in answers.columns and model_kind(learn.model).ranks and item_name in answers.columns:
         answers = answers.assign(**{rating_name: 1.0})  # a ranker's answers are choices: a list of items is enough
-    missing = [c for c in (item_name, rating_name) if c not in answers.columns]
-    if missing: raise BadValueError(f"no column {', '.join(map(repr, missing))} (columns: {', '.join(map(str, answers.columns))})")
+    need_columns(answers, (item_name, rating_name))
     if len(answers) > MAX_ANSWERS: raise BadValueError(f"{len(answers)} answers: at most {MAX_ANSWERS} (rate fewer movies)")
     given, items = list(answers[item_name]), item_of(learn, list(answers[item_name]))
     known = set(list(vocab(learn).values())[1][1:])

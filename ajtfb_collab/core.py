@@ -31,7 +31,7 @@ import fastai.callback.schedule  # adds `Learner.fit_one_cycle`
 
 # %% auto #0
 __all__ = ['CollabError', 'UnknownNameError', 'BadValueError', 'BadFileError', 'MissingFileError', 'NotAFolderError',
-           'ExistsError', 'MissingPackageError', 'TooLargeError', 'vocab', 'columns', 'encode', 'Vocab',
+           'ExistsError', 'MissingPackageError', 'TooLargeError', 'need_columns', 'vocab', 'columns', 'encode', 'Vocab',
            'as_vocab_type', 'to_codes', 'unknown_name', 'random_split', 'seed_all', 'min_ratings', 'check_split',
            'squash', 'weight', 'y_range_for', 'kv_line', 'malloc_trim', 'plain', 'TrainRecipe', 'rmse', 'threads']
 
@@ -50,6 +50,14 @@ class NotAFolderError(CollabError, NotADirectoryError): "A path that should be a
 class ExistsError(CollabError, FileExistsError): "A file that would be replaced without being asked to (e.g. a saved model)."
 class MissingPackageError(CollabError, ModuleNotFoundError): "An optional package (a peer library) that is not installed."
 class TooLargeError(CollabError, MemoryError): "A computation whose memory would not fit: the message names what it would need."
+
+# %% ../nbs/26_core.ipynb #4c1d9e03
+def need_columns(df:pd.DataFrame, cols, where:str|None=None) -> pd.DataFrame:
+    "`df` if it has each column of `cols`, else a `BadValueError` naming the missing ones and the ones it has (after `where`, a table or file)."
+    missing = [c for c in cols if c not in df.columns]
+    if missing: raise BadValueError(f"{f'{where}: ' if where else ''}no column {', '.join(map(repr, missing))} "
+                                    f"(columns: {', '.join(map(str, df.columns))})")
+    return df
 
 # %% ../nbs/26_core.ipynb #691a7994
 def vocab(learn) -> dict:

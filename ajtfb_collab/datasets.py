@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv, io
 from dataclasses import dataclass
 from pathlib import Path
-from .core import BadValueError, BadFileError, MissingFileError, plain, unknown_name
+from .core import BadValueError, BadFileError, MissingFileError, need_columns, plain, unknown_name
 from .data import ml100k_path, load_movies, load_users, genre_names
 import numpy as np, pandas as pd
 from fastai.data.external import untar_data, URLs
@@ -28,9 +28,7 @@ def rating_bounds(r:pd.Series) -> tuple[float, float]:
 def validate_ratings(df:pd.DataFrame, user_name:str='user', item_name:str='title', rating_name:str='rating'
                     ) -> pd.DataFrame:
     "Return `df` if it is a usable ratings table, else raise `BadValueError` naming the problem."
-    missing = [c for c in (user_name, item_name, rating_name) if c not in df.columns]
-    if missing: raise BadValueError(f"ratings table has no column {', '.join(map(repr, missing))} "
-                                    f"(columns: {', '.join(map(str, df.columns))})")
+    need_columns(df, (user_name, item_name, rating_name), 'ratings table')
     if len(df) == 0: raise BadValueError("ratings table is empty")
     r = pd.to_numeric(df[rating_name], errors='coerce')
     bad = df.index[r.isna() | ~np.isfinite(r.astype(float))]

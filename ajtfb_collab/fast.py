@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from functools import partial
 from .registry import register_recipe
-from .core import BadValueError, TrainRecipe, random_split, encode, squash
+from .core import BadValueError, TrainRecipe, need_columns, random_split, encode, squash
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.foundation import L
@@ -99,8 +99,7 @@ def fast_collab_dls(ratings:pd.DataFrame, # a ratings table, for example `load_r
     "`DataLoaders` of encoded rating tensors on `device`, with the split and vocabulary of `collab_dls`."
     cols = list(ratings.columns)
     names = (user_name or cols[0], item_name or cols[1], rating_name or cols[2])
-    for c in names:
-        if c not in ratings.columns: raise BadValueError(f"no column {c!r} (columns: {', '.join(map(str, cols))})")
+    need_columns(ratings, names)
     if not 0 <= valid_pct < 1: raise BadValueError(f"valid_pct must be in [0, 1), not {valid_pct}")
     if valid is None:
         trn_idx, val_idx = random_split(len(ratings), valid_pct, seed)

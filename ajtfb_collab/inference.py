@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import (BadValueError, BadFileError, MissingFileError, UnknownNameError, Vocab, vocab, columns,
+from .core import (BadValueError, BadFileError, MissingFileError, UnknownNameError, Vocab, vocab, columns, need_columns,
                                to_codes, as_vocab_type, unknown_name, squash, plain)
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -16,7 +16,7 @@ from .kinds import ModelKind, model_kind, build_model
 
 # %% auto #0
 __all__ = ['FORMAT', 'RARE_SHARE', 'train_mean', 'predict_ratings', 'recommend', 'model_spec', 'CollabModel', 'training_scale',
-           'item_counts', 'save_model', 'load_model', 'item_of', 'rare_threshold', 'rarely_rated']
+           'item_counts', 'save_model', 'load_model', 'item_of', 'rare_threshold', 'min_ratings_for', 'rarely_rated']
 
 # %% ../nbs/08_inference.ipynb #a327a3cd
 def _bias_fallback(kind:ModelKind, ui:np.ndarray, ii:np.ndarray) -> np.ndarray:
@@ -53,8 +53,7 @@ def predict_ratings(learn, df:pd.DataFrame, # rows of (user, item) to score
     if on_unknown not in ('raise', 'fallback'): raise BadValueError(f"on_unknown must be 'raise' or 'fallback', not {on_unknown!r}")
     (u_col, users), (i_col, items) = vocab(learn).items()
     user_name, item_name = user_name or u_col, item_name or i_col
-    for c in (user_name, item_name):
-        if c not in df.columns: raise BadValueError(f"no column {c!r} (columns: {', '.join(map(str, df.columns))})")
+    need_columns(df, (user_name, item_name))
     ui, ii = to_codes(df[user_name], users), to_codes(df[item_name], items)
     new_u, new_i = ui == 0, ii == 0
     if on_unknown == 'raise' and (new_u.any() or new_i.any()):
@@ -220,11 +219,15 @@ def rare_threshold(counts, # each item's training ratings (or interactions)
     held = np.cumsum(c) / max(c.sum(), 1)  # share of the ratings held by the rarest items up to each one
     return int(c[min(np.searchsorted(held, share, side='right'), len(c) - 1)])
 
+def min_ratings_for(learn, given:int|None=None) -> int:
+    "The fewest training ratings an item of `learn`'s lists needs: `given`, else `rare_threshold` of its counts (0 if it kept none)."
+    if given is not None: return int(given)
+    counts = item_counts(learn)
+    return 0 if counts is None else rare_threshold(counts[1:])
+
 def rarely_rated(learn, min_ratings:int|None=None # `None`: `rare_threshold` of the model's counts
                 ) -> np.ndarray:
     "`(n_items,)` bools, `#na#` first: the items with fewer training ratings than `min_ratings`; a clear error if the model kept no counts."
     counts = item_counts(learn)
     if counts is None: raise BadValueError("this model kept no counts of its items' ratings: pass min_ratings=0 (--min-ratings 0)")
-    counts = np.asarray(counts[1:])
-    t = rare_threshold(counts) if min_ratings is None else int(min_ratings)
-    return np.concatenate([[True], counts < t])  # `#na#` is never recommended
+    return np.concatenate([[True], np.asarray(counts[1:]) < min_ratings_for(learn, min_ratings)])  # `#na#` is never recommended

@@ -126,13 +126,14 @@ def test_exact_fold_in_recovers_known_users():
 def test_rows_to_score_are_averaged_from_burn_and_traced():
     u, i, r, _ = low_rank_data(n_users=60, n_items=40, n_ratings=1200, seed=4)
     rows = ToScore(u[:100], i[:100], ratings=r[:100])
-    post = gibbs(u, i, r, 61, 41, n_factors=3, n_iter=20, burn=5, keep=3, score=rows, progress=False, device='cpu')
+    from ajtfb_collab.core import threads
+    with threads(2):  # two threads whatever OMP_NUM_THREADS says: the pairs may be drawn side by side
+        post = gibbs(u, i, r, 61, 41, n_factors=3, n_iter=20, burn=5, keep=3, score=rows, progress=False, device='cpu')
     assert post.pred.shape == (100,) and list(post.trace.columns) == ['alpha', 'train_mse', 'score_mse', 'score_mse_avg', 'seconds', *PARTS]
     parts = post.trace[list(PARTS)]
     pairs = (parts[['users_vectors_s', 'items_prior_s']].max(axis=1) + parts[['items_vectors_s', 'users_prior_s']].max(axis=1)
-             + parts.mean_noise_s + parts.scoring_s)  # on several threads each pair is drawn side by side (`sweep`)
+             + parts.mean_noise_s + parts.scoring_s)  # on two threads a pair may be drawn side by side (`sweep`)
     assert (parts >= 0).all().all() and (pairs <= post.trace.seconds * 1.001).all()  # the parts of a sweep, timed within it
-    from ajtfb_collab.core import threads
     with threads(1):
         post1 = gibbs(u, i, r, 61, 41, n_factors=3, n_iter=20, burn=5, keep=3, score=rows, progress=False, device='cpu')
     parts1 = post1.trace[list(PARTS)]

@@ -54,3 +54,21 @@ def test_ladder_ratios_read_the_table():
              ('32m', 'fast', 60., 110., 4000), ('32m', 'bayes', 40., 65., 8000), ('32m', 'myfm', float('nan'), float('nan'), float('nan'))]]
     lines = ladder_ratios(pd.DataFrame(rows))
     assert lines == ['size=1m bayes_over_myfm_sweep=0.25', 'cost_per_rating=32m/1m fast=1.1 bayes=1.3', 'size=32m peak_rss_gb=7.81']
+
+
+def test_ladder_repeats_run_in_turns_and_keep_each_points_median(monkeypatch, tmp_path):
+    "Every point once, then again (not one point three times running); each point's median run kept, with its spread."
+    import ajtfb_collab.bench as bench
+    seconds, calls = iter([3., 1., 5., 2., 4., 9., 7.]), []
+    def point(code, module, env):  # what `ladder_point` returns, from a list instead of a fit
+        calls.append(int(env['OMP_NUM_THREADS']))
+        return dict(size='1m', recipe='sgd', unit='epoch', threads=calls[-1], seconds=next(seconds))
+    monkeypatch.setattr(bench, 'in_process', point)
+    monkeypatch.setattr(bench, 'ladder_data', lambda size, folder: tmp_path/f'ladder-{size}.npz')
+    t = ladder_bench(('1m',), ['sgd'], n_threads=(1, 2), repeats=3, progress=False)
+    assert calls == [1, 2, 1, 2, 1, 2]
+    assert list(t.threads) == [1, 2] and list(t.seconds) == [4., 2.] and list(t.runs) == [3, 3]
+    assert list(t.spread) == pytest.approx([5 / 3, 9.]) and 'run' not in t
+    one = ladder_bench(('1m',), ['sgd'], n_threads=1, progress=False)  # one run: the row as measured, no `runs` column
+    assert list(one.columns) == ['size', 'recipe', 'unit', 'threads', 'seconds'] and len(one) == 1
+    with pytest.raises(BadValueError, match='repeats must be at least 1'): ladder_bench(('1m',), ['sgd'], repeats=0)
