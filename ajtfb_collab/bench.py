@@ -251,8 +251,8 @@ def ladder_ratios(table:pd.DataFrame) -> list[str]:
 
 # %% ../nbs/23_bench.ipynb #ed33b362
 def ladder_scaling(table:pd.DataFrame) -> pd.DataFrame:
-    "Each point's seconds at each thread count beside the same point's at the fewest: `size, recipe, unit, threads, seconds, speedup, valid_mse`, one row each."
-    t = table.dropna(subset=['seconds'])[['size', 'recipe', 'unit', 'threads', 'seconds', 'valid_mse']].copy()
+    "Each point's seconds at each thread count beside the same point's at the fewest: `size, recipe, unit, threads, seconds, speedup, valid_mse` (and `runs`, `spread` of a table of repeats), one row each."
+    t = table.dropna(subset=['seconds'])[['size', 'recipe', 'unit', 'threads', 'seconds', 'valid_mse', *(c for c in ('runs', 'spread') if c in table)]].copy()
     base = t[t.threads == t.threads.min()].set_index(['size', 'recipe']).seconds
     t['speedup'] = [base.get((s, r), np.nan) / sec for s, r, sec in zip(t['size'], t.recipe, t.seconds)]
     return t.reset_index(drop=True)

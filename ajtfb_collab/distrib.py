@@ -173,7 +173,9 @@ def torchrun_cmd(nproc:int, *args) -> list:
 
 def launch(nproc:int, *args, timeout:float|None=None, threads:int=1, env:dict|None=None) -> subprocess.CompletedProcess:
     "Run `torchrun_cmd(nproc, *args)` with `threads` threads a process; launcher and processes killed together past `timeout` (`TimeoutError`)."
-    env = dict(os.environ if env is None else env, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    # PYTHONFAULTHANDLER: a process that aborts (a C++ `std::terminate`, a crash in a library) writes every thread's
+    # Python stack to standard error first, so its error says where it was
+    env = dict(os.environ if env is None else env, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONFAULTHANDLER='1')
     p = subprocess.Popen(torchrun_cmd(nproc, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                          start_new_session=True)  # its own process group: one signal reaches the launcher and every process
     try: out, err = p.communicate(timeout=timeout)
