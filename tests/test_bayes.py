@@ -1,5 +1,6 @@
 "The Gibbs sampler: it recovers known factors better than the mode, and its model is one more kind of the library."
 import numpy as np, pandas as pd, pytest, torch
+import scipy.sparse as sps
 from helpers import low_rank_data, table_rmse
 from ajtfb_collab.bayes import BAYES, PARTS, BayesDot, Side, ToScore, gibbs, wishart, _side_weights
 from ajtfb_collab.inference import load_model, predict_ratings, recommend, save_model
@@ -71,8 +72,7 @@ def test_side_weights_draw_the_exact_conditional(dense_max):
     assert torch.allclose(to_B(me.B).double(), mean, atol=1e-4)  # the mode: the exact solution
     draws = []
     for _ in range(2000):
-        me.lam_b = 0.7
-        _side_weights(me, sample=True)  # at the sampler's own tolerance; it draws lam_b too: reset above
+        _side_weights(me, sample=True)  # at the sampler's own tolerance, lam_b held (`_hyper` draws it after)
         draws.append(to_B(me.B.clone()))
     draws = torch.stack(draws).double()
     assert torch.allclose(draws.mean(0), mean, atol=0.08)
@@ -205,7 +205,6 @@ def test_the_compiled_sampler_draws_what_the_tensor_code_draws(monkeypatch):
 
 def test_column_blocks_give_the_same_products_and_weights(monkeypatch):
     "F's products from column blocks are F's products; the side-information weights solved through them are the same."
-    import scipy.sparse as sps
     from ajtfb_collab import kernels
     F = sps.random(50, 37, density=0.15, format='csr', dtype=np.float32, random_state=1)
     X = torch.randn(37, 4)
@@ -289,3 +288,29 @@ def test_pairs_side_by_side_or_in_turn_draw_the_same_chain(monkeypatch):
     for way in (True, None):
         assert torch.allclose(posts[way].users, posts[False].users, atol=1e-3) and torch.allclose(posts[way].items, posts[False].items, atol=1e-3)
     assert (posts[False].users[-1] - posts[False].users[0]).abs().max() > 0.01  # kept samples differ: the comparison can fail
+
+
+@pytest.mark.parametrize('dense_max', [0, 10**7])  # B by conjugate gradients; in the eigenbasis
+def test_rescaled_lam_b_draws_have_the_exact_posterior(dense_max):
+    "B, then `_rescale`, then lam_b, given fixed vectors: the lam_b draws average to its exact posterior (B integrated out) and spread as it does."
+    from ajtfb_collab.bayes import _rescale, _lam_b, _normal_rows, lam_b_posterior
+    rng = np.random.default_rng(3); torch.manual_seed(3)
+    n, p, K, per_row = 300, 400, 4, 10
+    pop = 1 / np.arange(1, p + 1)
+    cols = np.stack([rng.choice(p, per_row, replace=False, p=pop / pop.sum()) for _ in range(n)])
+    F = sps.csr_matrix((np.ones(cols.size, np.float32), cols.ravel(), np.arange(0, cols.size + 1, per_row)), shape=(n, p))
+    Lam = torch.diag(torch.linspace(3., 1., K))
+    th = torch.from_numpy(F.toarray()) @ _normal_rows(p, 30 * Lam) + _normal_rows(n, Lam)
+    exact = Side(n, K, F, 'cpu', lam=1.)  # the eigenbasis, for the exact posterior
+    exact.th, exact.m, exact.Lam = th, torch.zeros(K), Lam
+    mean, sd = lam_b_posterior(exact, torch.logspace(-1, 3, 4000))
+    me = Side(n, K, F, 'cpu', lam=1., dense_max=dense_max)
+    assert (me.FQ is None) == (dense_max == 0)
+    me.th, me.m, me.Lam = th, torch.zeros(K), Lam
+    draws = []
+    for _ in range(1200):
+        _side_weights(me, sample=True); _rescale(me); _lam_b(me)
+        draws.append(me.lam_b)
+    draws = np.array(draws[100:])
+    assert abs(draws.mean() - mean) < 0.15 * sd, (draws.mean(), mean, sd)  # about three Monte Carlo standard errors
+    assert abs(draws.std() / sd - 1) < 0.2, (draws.std(), sd)
