@@ -167,12 +167,15 @@ def _rescale(me:Side):
     ell = lambda t: -2 * t + a * math.exp(t) - g * math.exp(2 * t) / 2 - lam * math.exp(-2 * t)
     t = math.log(a / g) if a > 0 else 0.  # the least-squares c, then Newton's steps to the mode
     for _ in range(50):
+        if abs(t) > 30: return  # no mode within reach (a table too small to pin c down): no move
         e1, e2, em2 = math.exp(t), math.exp(2 * t), lam * math.exp(-2 * t)
-        d1, d2 = -2 + a * e1 - g * e2 + 2 * em2, a * e1 - 2 * g * e2 - 4 * em2  # ell' and ell'' (< 0)
+        d1, d2 = -2 + a * e1 - g * e2 + 2 * em2, a * e1 - 2 * g * e2 - 4 * em2  # ell' and ell''
         t -= d1 / d2
         if abs(d1 / d2) < 1e-9: break
+    if not d2 < 0: return  # not a maximum: no move
     sd = 1 / math.sqrt(-d2)
     tp = t + sd * float(torch.randn((), dtype=torch.float64, generator=me.gen))  # proposed, from N(t, sd^2); the current t is 0
+    if abs(tp) > 30: return  # rejected: the moves are bounded, both ways alike
     if math.log(float(torch.rand((), dtype=torch.float64, generator=me.gen))) < ell(tp) - ell(0.) + ((tp - t) ** 2 - t ** 2) / (2 * sd ** 2):
         c = math.exp(tp)
         me.B, me.FB, me.lam_b = me.B * c, me.FB * c, lam / c ** 2
